@@ -1,0 +1,4 @@
+"""Skeleton encoders. Each module registers its constructor with :func:`register_encoder`."""
+from ._registry import create_encoder, list_encoders, register_encoder
+
+__all__ = ["create_encoder", "list_encoders", "register_encoder"]
