@@ -1,0 +1,19 @@
+"""Shared test fixtures: where the project and the steering data (``../shared``) live."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED = PROJECT_ROOT.parent / "shared"
+FIXTURES = PROJECT_ROOT / "fixtures"
+
+
+def shared_path(*parts: str) -> Path:
+    """Path under ``../shared``; skips the calling test with a clear reason when it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs the steering data {path} (the ../shared folder beside the project), "
+                    f"which this checkout does not have")
+    return path
