@@ -1,0 +1,366 @@
+"""CSRE training head: STFD feature decomposition and the memory-bank contrastive loss.
+
+CSRE (Zhang, Yin, Dang, Pattern Recognition 2025) adds a training-only branch to a skeleton encoder:
+
+* :class:`STFD` splits the encoder's final feature map ``(N*M, C, T', V)`` into a spatial and a temporal
+  feature of size ``dim`` per sample (persons averaged).
+* :class:`BankContrastLoss` contrasts each feature against a memory bank holding one L2-normalised,
+  detached feature per training sample, with hard positives, hard negatives and random negatives.
+* :class:`CSREHead` combines one STFD with a spatial and a temporal bank and returns
+  ``(L_spa + L_tem) / 2``; :func:`csre_objective` adds it to the classification cross-entropy.
+
+The head is not part of the encoder: at inference the model is the plain encoder
+(:func:`encoder_state_dict` drops the head from a training checkpoint).
+
+Semantics follow the official release (zhshj0110/CSRE, ``model/loss.py`` and ``STD_unit`` in
+``model/Hyperformer.py``); the differences are deliberate and listed where they occur: T' is taken from the
+feature map instead of being fixed at 16, the similarities are computed in float32 even under autocast, the
+random negatives come from a seeded generator whose state is checkpointed, the banks are checkpointed, and
+under ``torch.distributed`` every rank enqueues the whole global batch.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Mapping, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = [
+    "STFD",
+    "BankContrastLoss",
+    "CSREHead",
+    "csre_objective",
+    "encoder_state_dict",
+    "select_random_negatives",
+    "contrast_from_similarities",
+]
+
+# Official ``STD_unit`` submodule name -> this module's submodule name.
+REFERENCE_STFD_NAMES = {
+    "conv1": "spatial_reduce",
+    "convs": "spatial_project",
+    "conv2": "temporal_reduce",
+    "convt": "temporal_project",
+}
+
+
+class STFD(nn.Module):
+    """Spatial-Temporal Feature Decomposition: an affine map from a feature map to two ``dim`` vectors.
+
+    Spatial branch: mean over frames ``(N*M, C, V)`` -> 1x1 Conv1d ``C -> C/r`` -> flatten channel-major
+    ``(N*M, C/r * V)`` -> Linear to ``dim``. The temporal branch is the same with the roles of frames and
+    joints swapped. Both outputs are averaged over the ``num_person`` persons folded into the batch, which
+    gives ``(N, dim)`` each. There is no nonlinearity and no normalisation (the loss normalises).
+
+    Args:
+        channels: C of the feature map.
+        frames: T' of the feature map (the official code fixes 16, which breaks NW-UCLA where T' = 13).
+        joints: V of the feature map.
+        num_person: M, the persons folded into the batch axis of the feature map.
+        dim: output size D of both branches.
+        reduction: r, the channel reduction of the 1x1 convolutions (C // r channels).
+    """
+
+    def __init__(self, channels: int, frames: int, joints: int, num_person: int, dim: int = 256,
+                 reduction: int = 8):
+        super().__init__()
+        reduced = channels // reduction
+        if reduced < 1:
+            raise ValueError(f"channels // reduction must be at least 1, got {channels} // {reduction}")
+        self.channels, self.frames, self.joints = channels, frames, joints
+        self.num_person, self.dim = num_person, dim
+        self.spatial_reduce = nn.Conv1d(channels, reduced, kernel_size=1)
+        self.spatial_project = nn.Linear(reduced * joints, dim)
+        self.temporal_reduce = nn.Conv1d(channels, reduced, kernel_size=1)
+        self.temporal_project = nn.Linear(reduced * frames, dim)
+        # As released: Kaiming-normal (fan_out) projections with zero bias; the convolutions keep PyTorch's
+        # default initialisation (the official init loop only matches Conv2d).
+        for projection in (self.spatial_project, self.temporal_project):
+            nn.init.kaiming_normal_(projection.weight, mode="fan_out")
+            nn.init.zeros_(projection.bias)
+
+    @classmethod
+    def from_feature_map_shape(cls, feature_map_shape: Sequence[int], num_person: int, **kwargs) -> "STFD":
+        """Build for an encoder's ``feature_map_shape``: its last three entries are ``(C, T', V)``."""
+        channels, frames, joints = (int(size) for size in feature_map_shape[-3:])
+        return cls(channels, frames, joints, num_person, **kwargs)
+
+    def forward(self, feature_map: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Map ``(N*M, C, T', V)`` to the spatial and temporal features, each ``(N, dim)``."""
+        expected = (self.channels, self.frames, self.joints)
+        if feature_map.dim() != 4 or tuple(feature_map.shape[1:]) != expected:
+            raise ValueError(f"expected a feature map (N*M, C, T', V) with (C, T', V) = {expected}, "
+                             f"got {tuple(feature_map.shape)}")
+        spatial = self.spatial_project(self.spatial_reduce(feature_map.mean(dim=2)).flatten(1))
+        temporal = self.temporal_project(self.temporal_reduce(feature_map.mean(dim=3)).flatten(1))
+        return self._average_persons(spatial), self._average_persons(temporal)
+
+    def _average_persons(self, features: torch.Tensor) -> torch.Tensor:
+        """``(N*M, dim) -> (N, dim)``: mean over the persons of each sample, after the projection."""
+        return features.view(-1, self.num_person, self.dim).mean(dim=1)
+
+    def load_reference_state_dict(self, state_dict: Mapping[str, torch.Tensor], prefix: str = "std.") -> None:
+        """Load the official ``STD_unit`` weights (``std.conv1.*``, ``std.convs.*``, ``std.conv2.*``,
+        ``std.convt.*``) from a whole official CSRE checkpoint; keys outside ``prefix`` are ignored.
+        Missing or wrongly shaped STFD keys raise, as ``load_state_dict`` does.
+        """
+        self.load_state_dict(reference_stfd_to_project_keys(state_dict, prefix))
+
+
+def reference_stfd_to_project_keys(state_dict: Mapping[str, torch.Tensor],
+                                   prefix: str = "std.") -> "OrderedDict[str, torch.Tensor]":
+    """The ``prefix`` entries of an official checkpoint, renamed to :class:`STFD` keys."""
+    renamed = OrderedDict()
+    for key, value in state_dict.items():
+        if not key.startswith(prefix):
+            continue
+        official_name, _, parameter = key[len(prefix):].partition(".")
+        if official_name not in REFERENCE_STFD_NAMES:
+            raise KeyError(f"unexpected STFD key {key!r}; known submodules: {sorted(REFERENCE_STFD_NAMES)}")
+        renamed[f"{REFERENCE_STFD_NAMES[official_name]}.{parameter}"] = value
+    return renamed
+
+
+def select_random_negatives(negative_mask: torch.Tensor, count: int,
+                            generator: torch.Generator) -> torch.Tensor:
+    """For every row, ``count`` slots drawn uniformly without replacement among its ``True`` entries.
+
+    Every slot gets an independent uniform key, non-negatives get -1, and the ``count`` largest keys win:
+    the winners form a uniformly random subset of the negatives. Each row must have at least ``count``
+    negatives. Memory is one float tensor of the mask's shape ``(n, M)``.
+    """
+    keys = torch.rand(negative_mask.shape, generator=generator, device=negative_mask.device)
+    return keys.masked_fill_(~negative_mask, -1.0).topk(count, dim=1).indices
+
+
+def contrast_from_similarities(similarities: torch.Tensor, positive_mask: torch.Tensor,
+                               negative_mask: torch.Tensor, random_negatives: torch.Tensor,
+                               positives: int, temperature: float) -> torch.Tensor:
+    """The CSRE bank loss for anchors that all qualify, given their similarities to every bank slot.
+
+    Args:
+        similarities: ``(n, M)`` cosine similarities anchor x bank slot (gradients flow through them).
+        positive_mask, negative_mask: ``(n, M)`` bool, written same-class / other-class slots.
+        random_negatives: ``(n, K)`` slot indices of the random negatives of every anchor.
+        positives: P, the number of hard positives per anchor (each row has at least P positives).
+        temperature: the softmax temperature.
+
+    Returns:
+        The mean over anchors, hard positives ``p`` and negative sets ``{hard, random}`` of
+        ``-log(e^{s_p/T} / (e^{s_p/T} + sum_{k in set} e^{s_k/T}))``. That row loss equals
+        ``softplus(logsumexp_k(s_k/T) - s_p/T)``, so the ``(n, 2P, 1+K)`` logit rows of the official code
+        are never built: the ``K`` negatives are reduced once per anchor and shared by its ``P`` rows.
+    """
+    num_negatives = random_negatives.shape[1]
+    with torch.no_grad():
+        detached = similarities.detach()
+        # P least similar positives (hard positives) and K most similar negatives (hard negatives).
+        hard_positives = detached.masked_fill(~positive_mask, float("inf")).topk(
+            positives, dim=1, largest=False).indices
+        hard_negatives = detached.masked_fill(~negative_mask, float("-inf")).topk(
+            num_negatives, dim=1).indices
+    logits = similarities / temperature
+    positive_logits = logits.gather(1, hard_positives)
+    hard_negative_lse = logits.gather(1, hard_negatives).logsumexp(dim=1, keepdim=True)
+    random_negative_lse = logits.gather(1, random_negatives).logsumexp(dim=1, keepdim=True)
+    row_losses = torch.cat([F.softplus(hard_negative_lse - positive_logits),
+                            F.softplus(random_negative_lse - positive_logits)], dim=1)
+    return row_losses.mean()
+
+
+class BankContrastLoss(nn.Module):
+    """CSRE's contrastive loss against a memory bank of one feature per training sample.
+
+    One call ``loss = loss_fn(features, labels, indices)``:
+
+    1. ``z = features / ||features||`` per row (float32, also under autocast).
+    2. Enqueue first: ``bank[indices] = z.detach()`` and the slots are marked written. Under
+       ``torch.distributed`` the features and indices of all ranks are gathered and enqueued, so every
+       rank holds the same bank, equal to the bank of one process that sees the global batch.
+    3. Similarities ``z @ bank.T`` ``(n, M)``; gradients reach ``features`` only through ``z``.
+    4. For anchor ``i``: positives are written slots of its class (its own slot included), negatives
+       written slots of other classes. Anchors with fewer than P positives or K negatives are skipped.
+    5. For the others: the P least similar positives (hard positives), the K most similar negatives (hard
+       negatives) and K negatives drawn uniformly without replacement (random negatives, may overlap the
+       hard ones). Every hard positive forms one InfoNCE row with the hard and one with the random
+       negatives: ``2P`` rows of ``1 + K`` logits per anchor, divided by the temperature.
+    6. The loss is the mean cross-entropy (target: the positive) over all rows; every remaining anchor has
+       the same weight. With no remaining anchor it is an exact zero that is connected to ``features``
+       (``backward`` works and gives zero gradients; it is NaN only if ``features`` hold inf or NaN).
+
+    The bank, the written mask, the slot labels and the sampling state are buffers: they move with
+    ``.to(device)`` and go into ``state_dict``, so a run resumed from a checkpoint continues with the same
+    bank and the same random draws as an uninterrupted run. The random negatives of call ``s`` come from a
+    ``torch.Generator`` on the features' device seeded from ``(seed, rank, s)``: the sampling state is
+    those integers, independent of the device type (CPU and CUDA generators draw different numbers, so
+    the same seed gives other random negatives on another device type).
+
+    The bank is overwritten in place on every call, and the previous call's graph holds it for its backward:
+    call ``backward`` before the next call (the autograd version check raises otherwise).
+
+    Args:
+        bank_size: M, the number of slots (the training-set size; ``indices`` are slots).
+        dim: D, the feature size.
+        bank_labels: ``(M,)`` class of every slot, fixed for the whole training.
+        positives: P, hard positives per anchor.
+        negatives: K, hard negatives and random negatives per anchor.
+        temperature: softmax temperature.
+        seed: seed of the random-negative draws.
+    """
+
+    def __init__(self, bank_size: int, dim: int = 256, *, bank_labels, positives: int = 128,
+                 negatives: int = 512, temperature: float = 0.8, seed: int = 0):
+        super().__init__()
+        bank_labels = torch.as_tensor(bank_labels, dtype=torch.long)
+        if bank_labels.shape != (bank_size,):
+            raise ValueError(f"bank_labels must have shape ({bank_size},), got {tuple(bank_labels.shape)}")
+        if bank_labels.min() < 0:
+            raise ValueError("bank_labels must be non-negative class indices")
+        if positives < 1 or negatives < 1 or temperature <= 0:
+            raise ValueError(f"need positives >= 1, negatives >= 1 and temperature > 0, got "
+                             f"{positives}, {negatives}, {temperature}")
+        self.bank_size, self.dim = bank_size, dim
+        self.positives, self.negatives, self.temperature = positives, negatives, temperature
+        self.num_classes = int(bank_labels.max()) + 1
+        self.register_buffer("bank", torch.zeros(bank_size, dim))
+        self.register_buffer("written", torch.zeros(bank_size, dtype=torch.bool))
+        self.register_buffer("bank_labels", bank_labels)
+        self.register_buffer("sampling_seed", torch.tensor(seed, dtype=torch.long))
+        self.register_buffer("sampling_step", torch.tensor(0, dtype=torch.long))
+
+    def extra_repr(self) -> str:
+        return (f"bank_size={self.bank_size}, dim={self.dim}, positives={self.positives}, "
+                f"negatives={self.negatives}, temperature={self.temperature}")
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """Enqueue ``features`` ``(n, dim)`` at ``indices`` ``(n,)`` and return the loss of these anchors."""
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            labels, indices = labels.to(self.bank.device), indices.to(self.bank.device)
+            anchors = F.normalize(features.float(), dim=1)
+            self._enqueue(anchors.detach(), indices)
+            qualifying = self._qualifying_anchors(labels)
+            generator = self._next_generator(features.device)
+            if not bool(qualifying.any()):
+                return features.sum() * 0.0
+            anchors, labels = anchors[qualifying], labels[qualifying]
+            same_class = labels[:, None] == self.bank_labels[None, :]
+            positive_mask = same_class & self.written
+            negative_mask = ~same_class & self.written
+            random_negatives = select_random_negatives(negative_mask, self.negatives, generator)
+            similarities = anchors @ self.bank.t()
+            return contrast_from_similarities(similarities, positive_mask, negative_mask, random_negatives,
+                                              self.positives, self.temperature)
+
+    @torch.no_grad()
+    def _enqueue(self, normalized: torch.Tensor, indices: torch.Tensor) -> None:
+        """Write the batch (of every rank, under torch.distributed) into its slots."""
+        if _world_size() > 1:
+            normalized, indices = _gather_from_all_ranks(normalized, indices)
+        self.bank[indices] = normalized.to(self.bank.dtype)
+        self.written[indices] = True
+
+    def _qualifying_anchors(self, labels: torch.Tensor) -> torch.Tensor:
+        """``(n,)`` bool: anchors with at least P written positives and K written negatives."""
+        written_per_class = torch.bincount(self.bank_labels[self.written], minlength=self.num_classes)
+        num_positive = written_per_class[labels]
+        num_negative = written_per_class.sum() - num_positive
+        return (num_positive >= self.positives) & (num_negative >= self.negatives)
+
+    def _next_generator(self, device: torch.device) -> torch.Generator:
+        """A generator for this call's random negatives; advances the checkpointed sampling step."""
+        entropy = [int(self.sampling_seed), _rank(), int(self.sampling_step)]
+        self.sampling_step += 1
+        seed = int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0])
+        generator = torch.Generator(device=device)
+        generator.manual_seed(seed)
+        return generator
+
+
+def _world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _gather_from_all_ranks(rows: torch.Tensor, indices: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate ``rows`` ``(n_r, D)`` and ``indices`` ``(n_r,)`` of all ranks in rank order.
+
+    Ranks may hold different batch sizes (the last batch of an epoch): sizes are exchanged first and every
+    rank pads to the largest one. Not differentiable (only detached bank rows travel).
+    """
+    world_size = _world_size()
+    size = torch.tensor([rows.shape[0]], device=rows.device)
+    sizes = [torch.empty_like(size) for _ in range(world_size)]
+    dist.all_gather(sizes, size)
+    sizes = [int(s) for s in sizes]
+    largest = max(sizes)
+    padded_rows = rows.new_zeros(largest, rows.shape[1])
+    padded_rows[:rows.shape[0]] = rows
+    padded_indices = indices.new_zeros(largest)
+    padded_indices[:indices.shape[0]] = indices
+    gathered_rows = [torch.empty_like(padded_rows) for _ in range(world_size)]
+    gathered_indices = [torch.empty_like(padded_indices) for _ in range(world_size)]
+    dist.all_gather(gathered_rows, padded_rows)
+    dist.all_gather(gathered_indices, padded_indices)
+    return (torch.cat([r[:n] for r, n in zip(gathered_rows, sizes)]),
+            torch.cat([i[:n] for i, n in zip(gathered_indices, sizes)]))
+
+
+class CSREHead(nn.Module):
+    """STFD plus a spatial and a temporal :class:`BankContrastLoss`: the whole training-only CSRE branch.
+
+    ``head(feature_map, labels, indices)`` returns ``(L_spa + L_tem) / 2`` for the encoder's final map
+    ``(N*M, C, T', V)``, the labels ``(N,)`` and the bank slots ``(N,)`` (training-set indices).
+
+    Its parameters (the STFD) must be optimised with the encoder's and, under DistributedDataParallel,
+    live in the wrapped module so their gradients are reduced. Its banks are buffers (in ``state_dict``).
+
+    Args:
+        feature_map_shape: the encoder's ``feature_map_shape``; its last three entries are ``(C, T', V)``.
+        num_person: persons per sample folded into the feature map's batch axis.
+        bank_labels: ``(M,)`` labels of the training samples, one per bank slot.
+        dim, reduction: STFD output size and channel reduction.
+        positives, negatives, temperature: see :class:`BankContrastLoss`.
+        seed: seed of the random negatives (the temporal bank uses ``seed + 1``).
+    """
+
+    def __init__(self, feature_map_shape: Sequence[int], num_person: int, bank_labels, *, dim: int = 256,
+                 reduction: int = 8, positives: int = 128, negatives: int = 512, temperature: float = 0.8,
+                 seed: int = 0):
+        super().__init__()
+        bank_labels = torch.as_tensor(bank_labels, dtype=torch.long)
+        self.stfd = STFD.from_feature_map_shape(feature_map_shape, num_person, dim=dim, reduction=reduction)
+        bank_options = dict(bank_labels=bank_labels, positives=positives, negatives=negatives,
+                            temperature=temperature)
+        self.spatial_contrast = BankContrastLoss(len(bank_labels), dim, seed=seed, **bank_options)
+        self.temporal_contrast = BankContrastLoss(len(bank_labels), dim, seed=seed + 1, **bank_options)
+
+    def forward(self, feature_map: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        spatial, temporal = self.stfd(feature_map)
+        return (self.spatial_contrast(spatial, labels, indices)
+                + self.temporal_contrast(temporal, labels, indices)) / 2
+
+
+def csre_objective(logits: torch.Tensor, labels: torch.Tensor, contrast_loss: torch.Tensor,
+                   contrast_weight: float = 1.0) -> torch.Tensor:
+    """Training objective ``CE(logits, labels) + contrast_weight * contrast_loss``.
+
+    With ``contrast_loss`` from :class:`CSREHead` and weight 1 this is the released code's objective,
+    ``CE + (L_spa + L_tem) / 2`` (the paper states ``CE + L_spa + L_tem``: weight 2 here). The released
+    code adds the term only when it is positive; the term is never negative and is an exact zero when no
+    anchor qualifies, so adding it always gives the same value.
+    """
+    return F.cross_entropy(logits, labels) + contrast_weight * contrast_loss
+
+
+def encoder_state_dict(state_dict: Mapping[str, torch.Tensor],
+                       head_prefix: str = "csre_head.") -> "OrderedDict[str, torch.Tensor]":
+    """The plain encoder's state dict from a training state dict that holds the CSRE head under
+    ``head_prefix`` (STFD weights, banks, sampling state): what inference and export need."""
+    return OrderedDict((key, value) for key, value in state_dict.items() if not key.startswith(head_prefix))
