@@ -1,4 +1,5 @@
 """Skeleton encoders. Each module registers its constructor with :func:`register_encoder`."""
 from ._registry import create_encoder, list_encoders, register_encoder
+from . import ctrgcn  # noqa: F401  registers "ctrgcn"
 
 __all__ = ["create_encoder", "list_encoders", "register_encoder"]
