@@ -1,5 +1,6 @@
 """Skeleton encoders. Each module registers its constructor with :func:`register_encoder`."""
 from ._registry import create_encoder, list_encoders, register_encoder
+from . import agcn  # noqa: F401  registers "agcn"
 from . import ctrgcn  # noqa: F401  registers "ctrgcn"
 
 __all__ = ["create_encoder", "list_encoders", "register_encoder"]
