@@ -8,9 +8,10 @@ CSRE (Zhang, Yin, Dang, Pattern Recognition 2025) adds a training-only branch to
   detached feature per training sample, with hard positives, hard negatives and random negatives.
 * :class:`CSREHead` combines one STFD with a spatial and a temporal bank and returns
   ``(L_spa + L_tem) / 2``; :func:`csre_objective` adds it to the classification cross-entropy.
+* :class:`CSREModel` puts an encoder and its head into one module for training.
 
 The head is not part of the encoder: at inference the model is the plain encoder
-(:func:`encoder_state_dict` drops the head from a training checkpoint).
+(:func:`encoder_state_dict` takes it out of a training checkpoint).
 
 Semantics follow the official release (zhshj0110/CSRE, ``model/loss.py`` and ``STD_unit`` in
 ``model/Hyperformer.py``); the differences are deliberate and listed where they occur: T' is taken from the
@@ -33,6 +34,7 @@ __all__ = [
     "STFD",
     "BankContrastLoss",
     "CSREHead",
+    "CSREModel",
     "csre_objective",
     "encoder_state_dict",
     "select_random_negatives",
@@ -347,6 +349,40 @@ class CSREHead(nn.Module):
                 + self.temporal_contrast(temporal, labels, indices)) / 2
 
 
+class CSREModel(nn.Module):
+    """An encoder with a :class:`CSREHead` beside it: the one module to optimise, to wrap in
+    DistributedDataParallel and to checkpoint during training.
+
+    ``model(x, labels, indices)`` runs the encoder once and returns ``(logits, contrast_loss)``: the head
+    reads the encoder's final feature map. The encoder is the ``encoder`` child, used alone for evaluation
+    and export (:func:`encoder_state_dict`); the head is the ``csre_head`` child.
+
+    The encoder must provide ``forward_features(x, **inputs)`` (the map ``(N*M, C, T', V)``),
+    ``forward_head(feature_map, num_person)`` (the logits), ``feature_map_shape`` ``(C, T', V)`` and
+    ``num_person``, as the project's encoders do.
+
+    Args:
+        encoder: the skeleton encoder.
+        bank_labels: ``(M,)`` labels of the training samples, one per bank slot.
+        **head_options: keyword arguments of :class:`CSREHead` (``dim``, ``positives``, ``seed``, ...).
+    """
+
+    def __init__(self, encoder: nn.Module, bank_labels, **head_options):
+        super().__init__()
+        self.encoder = encoder
+        self.csre_head = CSREHead(encoder.feature_map_shape, encoder.num_person, bank_labels, **head_options)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor,
+                **encoder_inputs) -> Tuple[torch.Tensor, torch.Tensor]:
+        num_person = x.shape[-1]
+        if num_person != self.csre_head.stfd.num_person:
+            raise ValueError(f"the head averages {self.csre_head.stfd.num_person} persons, "
+                             f"the input x (N, C, T, V, M) has M = {num_person}")
+        feature_map = self.encoder.forward_features(x, **encoder_inputs)
+        logits = self.encoder.forward_head(feature_map, num_person)
+        return logits, self.csre_head(feature_map, labels, indices)
+
+
 def csre_objective(logits: torch.Tensor, labels: torch.Tensor, contrast_loss: torch.Tensor,
                    contrast_weight: float = 1.0) -> torch.Tensor:
     """Training objective ``CE(logits, labels) + contrast_weight * contrast_loss``.
@@ -359,8 +395,17 @@ def csre_objective(logits: torch.Tensor, labels: torch.Tensor, contrast_loss: to
     return F.cross_entropy(logits, labels) + contrast_weight * contrast_loss
 
 
-def encoder_state_dict(state_dict: Mapping[str, torch.Tensor],
-                       head_prefix: str = "csre_head.") -> "OrderedDict[str, torch.Tensor]":
-    """The plain encoder's state dict from a training state dict that holds the CSRE head under
-    ``head_prefix`` (STFD weights, banks, sampling state): what inference and export need."""
-    return OrderedDict((key, value) for key, value in state_dict.items() if not key.startswith(head_prefix))
+def encoder_state_dict(training_state_dict: Mapping[str, torch.Tensor],
+                       encoder_prefix: str = "encoder.") -> "OrderedDict[str, torch.Tensor]":
+    """The plain encoder's state dict, for inference and export, from a training state dict.
+
+    Training holds the encoder and the :class:`CSREHead` as two children of one module (one optimizer,
+    one DistributedDataParallel wrapper, one checkpoint), such as :class:`CSREModel`. This keeps the
+    entries under ``encoder_prefix`` with the prefix removed and drops everything else: the STFD weights,
+    the banks and the sampling state. Pass ``"module.encoder."`` for a DistributedDataParallel state dict.
+    """
+    encoder_state = OrderedDict((key[len(encoder_prefix):], value)
+                                for key, value in training_state_dict.items() if key.startswith(encoder_prefix))
+    if not encoder_state:
+        raise KeyError(f"no entry starts with {encoder_prefix!r}; is the encoder stored under another name?")
+    return encoder_state
