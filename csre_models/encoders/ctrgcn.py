@@ -57,8 +57,12 @@ class CTRGraphConv(nn.Module):
         init_graph_conv_weights(self, self.bn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = sum(conv(x, self.PA[i], self.alpha) for i, conv in enumerate(self.convs))
-        return self.relu(self.bn(y) + self.down(x))
+        y = self.convs[0](x, self.PA[0], self.alpha)
+        for i in range(1, len(self.convs)):
+            y = y + self.convs[i](x, self.PA[i], self.alpha)
+        y = self.bn(y)
+        y += self.down(x)
+        return self.relu(y)
 
 
 class CTRGCN(GraphEncoder):
