@@ -37,8 +37,12 @@ __all__ = [
     "CSREModel",
     "csre_objective",
     "encoder_state_dict",
+    "class_slot_table",
+    "hardest_positives",
+    "hardest_negatives",
     "select_random_negatives",
-    "contrast_from_similarities",
+    "sample_distinct",
+    "infonce_from_logits",
 ]
 
 # Official ``STD_unit`` submodule name -> this module's submodule name.
@@ -127,6 +131,44 @@ def reference_stfd_to_project_keys(state_dict: Mapping[str, torch.Tensor],
     return renamed
 
 
+def class_slot_table(bank_labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The slots of every class as rows of a padded table.
+
+    Returns ``slots`` ``(num_classes, largest class)`` long, row ``c`` holding the slots of class ``c`` in
+    increasing order followed by padding, and ``present`` of the same shape, ``False`` on the padding.
+    Gathering an anchor's row gives its candidate positives without scanning all ``M`` slots.
+    """
+    counts = torch.bincount(bank_labels)
+    order = torch.argsort(bank_labels, stable=True)
+    sorted_labels = bank_labels[order]
+    position_in_class = torch.arange(len(bank_labels)) - (counts.cumsum(0) - counts)[sorted_labels]
+    slots = torch.zeros(len(counts), int(counts.max()), dtype=torch.long)
+    present = torch.zeros(slots.shape, dtype=torch.bool)
+    slots[sorted_labels, position_in_class] = order
+    present[sorted_labels, position_in_class] = True
+    return slots, present
+
+
+def hardest_positives(similarities: torch.Tensor, candidate_slots: torch.Tensor,
+                      candidate_mask: torch.Tensor, count: int) -> torch.Tensor:
+    """Per row, the ``count`` slots of least similarity among the candidates where ``candidate_mask``.
+
+    ``similarities`` is ``(n, M)``; ``candidate_slots`` and ``candidate_mask`` are ``(n, L)`` (an anchor's
+    class row of :func:`class_slot_table` and which of those slots are written). Returns ``(n, count)``
+    slots, in no particular order.
+    """
+    candidate_similarities = similarities.gather(1, candidate_slots).masked_fill(~candidate_mask, float("inf"))
+    least_similar = candidate_similarities.topk(count, dim=1, largest=False, sorted=False).indices
+    return candidate_slots.gather(1, least_similar)
+
+
+def hardest_negatives(similarities: torch.Tensor, negative_mask: torch.Tensor, count: int) -> torch.Tensor:
+    """Per row, the ``count`` slots of greatest similarity among the ``True`` entries of ``negative_mask``
+    (both ``(n, M)``). Returns ``(n, count)`` slots, in no particular order."""
+    masked = similarities.masked_fill(~negative_mask, float("-inf"))
+    return masked.topk(count, dim=1, sorted=False).indices
+
+
 def select_random_negatives(negative_mask: torch.Tensor, count: int,
                             generator: torch.Generator) -> torch.Tensor:
     """For every row, ``count`` slots drawn uniformly without replacement among its ``True`` entries.
@@ -136,42 +178,69 @@ def select_random_negatives(negative_mask: torch.Tensor, count: int,
     negatives. Memory is one float tensor of the mask's shape ``(n, M)``.
     """
     keys = torch.rand(negative_mask.shape, generator=generator, device=negative_mask.device)
-    return keys.masked_fill_(~negative_mask, -1.0).topk(count, dim=1).indices
+    return keys.masked_fill_(~negative_mask, -1.0).topk(count, dim=1, sorted=False).indices
 
 
-def contrast_from_similarities(similarities: torch.Tensor, positive_mask: torch.Tensor,
-                               negative_mask: torch.Tensor, random_negatives: torch.Tensor,
-                               positives: int, temperature: float) -> torch.Tensor:
-    """The CSRE bank loss for anchors that all qualify, given their similarities to every bank slot.
+def sample_distinct(population: torch.Tensor, count: int,
+                    generator: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per row ``i``, ``count`` distinct integers drawn uniformly without replacement from
+    ``range(population[i])``, at a cost independent of the population size.
+
+    Draws ``2 * count`` integers with replacement and keeps the first ``count`` distinct ones in draw order.
+    Relabelling the values does not change the law of the draws, so the kept set is a uniformly random
+    ``count``-subset. Returns the values ``(n, count)`` (in no particular order) and ``complete`` ``(n,)``:
+    ``False`` where the draws held fewer than ``count`` distinct values (likely only when the population is
+    below about ``1.5 * count``); those rows hold in-range values that must be drawn again another way.
+    """
+    draws = 2 * count
+    uniform = torch.rand((len(population), draws), generator=generator, dtype=torch.float64,
+                         device=population.device)
+    # floor(u * N) is uniform on range(N); the clamp guards the round-up of u * N to N when u is near 1.
+    values = torch.minimum((uniform * population[:, None]).long(), population[:, None] - 1)
+    sorted_values, draw_index = values.sort(dim=1, stable=True)
+    first_occurrence = torch.ones_like(sorted_values, dtype=torch.bool)
+    first_occurrence[:, 1:] = sorted_values[:, 1:] != sorted_values[:, :-1]
+    draw_index = draw_index.masked_fill(~first_occurrence, draws)       # repeats sort after every first
+    earliest = draw_index.topk(count, dim=1, largest=False, sorted=False).indices
+    return sorted_values.gather(1, earliest), first_occurrence.sum(dim=1) >= count
+
+
+class _SelectedSimilarities(torch.autograd.Function):
+    """``anchors[i] . bank[slots[i, j]]`` read from the precomputed ``similarities = anchors @ bank.T``.
+
+    The backward gives the anchors ``sum_j grad[i, j] * bank[slots[i, j]]`` with one ``embedding_bag``,
+    which touches only the selected bank rows, instead of the ``(n, M) x (M, D)`` product that
+    differentiating the full similarity matrix costs. The bank gets no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, anchors: torch.Tensor, bank: torch.Tensor, similarities: torch.Tensor,
+                slots: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(bank, slots)
+        return similarities.gather(1, slots)
+
+    @staticmethod
+    def backward(ctx, grad_selected: torch.Tensor):
+        bank, slots = ctx.saved_tensors
+        grad_anchors = F.embedding_bag(slots, bank, per_sample_weights=grad_selected.contiguous(), mode="sum")
+        return grad_anchors, None, None, None
+
+
+def infonce_from_logits(positive_logits: torch.Tensor, hard_negative_logits: torch.Tensor,
+                        random_negative_logits: torch.Tensor) -> torch.Tensor:
+    """Mean InfoNCE over anchors, positives and the two negative sets, from logits (similarity / T).
+
+    The row of positive ``p`` with negative set ``N`` is ``-log(e^p / (e^p + sum_{k in N} e^k))``, which
+    equals ``softplus(logsumexp(N) - p)``: the ``K`` negatives are reduced once per anchor and shared by its
+    ``P`` rows, so the ``(n, 2P, 1 + K)`` rows of the official code are never built.
 
     Args:
-        similarities: ``(n, M)`` cosine similarities anchor x bank slot (gradients flow through them).
-        positive_mask, negative_mask: ``(n, M)`` bool, written same-class / other-class slots.
-        random_negatives: ``(n, K)`` slot indices of the random negatives of every anchor.
-        positives: P, the number of hard positives per anchor (each row has at least P positives).
-        temperature: the softmax temperature.
-
-    Returns:
-        The mean over anchors, hard positives ``p`` and negative sets ``{hard, random}`` of
-        ``-log(e^{s_p/T} / (e^{s_p/T} + sum_{k in set} e^{s_k/T}))``. That row loss equals
-        ``softplus(logsumexp_k(s_k/T) - s_p/T)``, so the ``(n, 2P, 1+K)`` logit rows of the official code
-        are never built: the ``K`` negatives are reduced once per anchor and shared by its ``P`` rows.
+        positive_logits: ``(n, P)``.
+        hard_negative_logits, random_negative_logits: ``(n, K)``.
     """
-    num_negatives = random_negatives.shape[1]
-    with torch.no_grad():
-        detached = similarities.detach()
-        # P least similar positives (hard positives) and K most similar negatives (hard negatives).
-        hard_positives = detached.masked_fill(~positive_mask, float("inf")).topk(
-            positives, dim=1, largest=False).indices
-        hard_negatives = detached.masked_fill(~negative_mask, float("-inf")).topk(
-            num_negatives, dim=1).indices
-    logits = similarities / temperature
-    positive_logits = logits.gather(1, hard_positives)
-    hard_negative_lse = logits.gather(1, hard_negatives).logsumexp(dim=1, keepdim=True)
-    random_negative_lse = logits.gather(1, random_negatives).logsumexp(dim=1, keepdim=True)
-    row_losses = torch.cat([F.softplus(hard_negative_lse - positive_logits),
-                            F.softplus(random_negative_lse - positive_logits)], dim=1)
-    return row_losses.mean()
+    hard_row_losses = F.softplus(hard_negative_logits.logsumexp(dim=1, keepdim=True) - positive_logits)
+    random_row_losses = F.softplus(random_negative_logits.logsumexp(dim=1, keepdim=True) - positive_logits)
+    return (hard_row_losses.mean() + random_row_losses.mean()) / 2
 
 
 class BankContrastLoss(nn.Module):
@@ -233,6 +302,9 @@ class BankContrastLoss(nn.Module):
         self.register_buffer("bank_labels", bank_labels)
         self.register_buffer("sampling_seed", torch.tensor(seed, dtype=torch.long))
         self.register_buffer("sampling_step", torch.tensor(0, dtype=torch.long))
+        class_slots, class_slot_present = class_slot_table(bank_labels)
+        self.register_buffer("class_slots", class_slots, persistent=False)
+        self.register_buffer("class_slot_present", class_slot_present, persistent=False)
 
     def extra_repr(self) -> str:
         return (f"bank_size={self.bank_size}, dim={self.dim}, positives={self.positives}, "
@@ -244,18 +316,48 @@ class BankContrastLoss(nn.Module):
             labels, indices = labels.to(self.bank.device), indices.to(self.bank.device)
             anchors = F.normalize(features.float(), dim=1)
             self._enqueue(anchors.detach(), indices)
-            qualifying = self._qualifying_anchors(labels)
+            written_per_class = self._written_per_class()
+            num_positive = written_per_class[labels]
+            num_negative = written_per_class.sum() - num_positive
+            qualifying = (num_positive >= self.positives) & (num_negative >= self.negatives)
             generator = self._next_generator(features.device)
             if not bool(qualifying.any()):
                 return features.sum() * 0.0
             anchors, labels = anchors[qualifying], labels[qualifying]
-            same_class = labels[:, None] == self.bank_labels[None, :]
-            positive_mask = same_class & self.written
-            negative_mask = ~same_class & self.written
-            random_negatives = select_random_negatives(negative_mask, self.negatives, generator)
-            similarities = anchors @ self.bank.t()
-            return contrast_from_similarities(similarities, positive_mask, negative_mask, random_negatives,
-                                              self.positives, self.temperature)
+            slots = self._select_slots(anchors.detach(), labels, written_per_class, generator)
+            similarities = _SelectedSimilarities.apply(anchors, self.bank, *slots) / self.temperature
+            return infonce_from_logits(*similarities.split([self.positives, self.negatives, self.negatives], 1))
+
+    @torch.no_grad()
+    def _select_slots(self, anchors: torch.Tensor, labels: torch.Tensor, written_per_class: torch.Tensor,
+                      generator: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Similarities ``(n, M)`` of qualifying anchors to the bank, and the ``(n, P + 2K)`` selected
+        slots: hard positives, hard negatives, random negatives."""
+        similarities = anchors @ self.bank.t()
+        candidate_slots = self.class_slots[labels]
+        candidate_mask = self.class_slot_present[labels] & self.written[candidate_slots]
+        negative_mask = (labels[:, None] != self.bank_labels[None, :]) & self.written
+        slots = torch.cat([hardest_positives(similarities, candidate_slots, candidate_mask, self.positives),
+                           hardest_negatives(similarities, negative_mask, self.negatives),
+                           self._random_negatives(labels, negative_mask, written_per_class, generator)], dim=1)
+        return similarities, slots
+
+    def _random_negatives(self, labels: torch.Tensor, negative_mask: torch.Tensor,
+                          written_per_class: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``(n, K)`` random negatives, uniform without replacement over each anchor's negatives.
+
+        The written slots, listed class by class, put an anchor's negatives before and after its own class's
+        block: :func:`sample_distinct` draws positions in that list with the block cut out. Rows it cannot
+        complete (few negatives, early in training) fall back to :func:`select_random_negatives`.
+        """
+        written_slots = self.class_slots[self.class_slot_present & self.written[self.class_slots]]
+        class_start = written_per_class.cumsum(0) - written_per_class
+        own_start, own_count = class_start[labels, None], written_per_class[labels, None]
+        positions, complete = sample_distinct(len(written_slots) - own_count[:, 0], self.negatives, generator)
+        slots = written_slots[positions + own_count * (positions >= own_start)]
+        if not bool(complete.all()):
+            slots[~complete] = select_random_negatives(negative_mask[~complete], self.negatives, generator)
+        return slots
 
     @torch.no_grad()
     def _enqueue(self, normalized: torch.Tensor, indices: torch.Tensor) -> None:
@@ -265,12 +367,10 @@ class BankContrastLoss(nn.Module):
         self.bank[indices] = normalized.to(self.bank.dtype)
         self.written[indices] = True
 
-    def _qualifying_anchors(self, labels: torch.Tensor) -> torch.Tensor:
-        """``(n,)`` bool: anchors with at least P written positives and K written negatives."""
-        written_per_class = torch.bincount(self.bank_labels[self.written], minlength=self.num_classes)
-        num_positive = written_per_class[labels]
-        num_negative = written_per_class.sum() - num_positive
-        return (num_positive >= self.positives) & (num_negative >= self.negatives)
+    def _written_per_class(self) -> torch.Tensor:
+        """``(num_classes,)`` number of written slots of every class."""
+        return torch.bincount(self.bank_labels, weights=self.written.to(torch.float32),
+                              minlength=self.num_classes).long()
 
     def _next_generator(self, device: torch.device) -> torch.Generator:
         """A generator for this call's random negatives; advances the checkpointed sampling step."""

@@ -20,7 +20,7 @@ from conftest import shared_path
 from csre_models import create_encoder
 from csre_models import csre
 from csre_models.csre import (STFD, BankContrastLoss, CSREHead, csre_objective, encoder_state_dict,
-                              select_random_negatives)
+                              sample_distinct, select_random_negatives)
 
 RandomChoice = Callable[[int, torch.Tensor], torch.Tensor]
 
@@ -122,12 +122,13 @@ def test_matches_the_per_anchor_loop_when_random_negatives_matter(monkeypatch):
     bank_labels = small_bank_labels()
     loss_fn = small_loss(bank_labels)
     recorded = []
+    draw_random_negatives = BankContrastLoss._random_negatives
 
-    def recording_selection(negative_mask, count, generator):
-        recorded.append(select_random_negatives(negative_mask, count, generator))
+    def recording_draw(self, *args):
+        recorded.append(draw_random_negatives(self, *args))
         return recorded[-1]
 
-    monkeypatch.setattr(csre, "select_random_negatives", recording_selection)
+    monkeypatch.setattr(BankContrastLoss, "_random_negatives", recording_draw)
     bank, written = torch.zeros(len(bank_labels), 16), torch.zeros(len(bank_labels), dtype=torch.bool)
     for call, (features, labels, indices) in enumerate(small_batches(4)):
         features = features.requires_grad_(True)
@@ -210,19 +211,52 @@ def test_state_dict_holds_banks_and_sampling_state():
     assert keys == {"bank", "written", "bank_labels", "sampling_seed", "sampling_step"}
 
 
-def test_random_negatives_are_distinct_negatives_drawn_uniformly():
+def assert_uniform(counts: torch.Tensor, expected: float) -> None:
+    """Every count within 5 binomial standard deviations of ``expected`` (p small)."""
+    assert (counts - expected).abs().max() < 5 * expected ** 0.5, counts
+
+
+def test_select_random_negatives_draws_uniform_distinct_negatives():
     negative_mask = torch.zeros(1, 40, dtype=torch.bool)
     negative_mask[0, ::2] = True                         # 20 negatives, choose 5
     generator = torch.Generator().manual_seed(0)
     counts = torch.zeros(40)
-    draws = 2000
-    for _ in range(draws):
+    for _ in range(2000):
         chosen = select_random_negatives(negative_mask, 5, generator)[0]
         assert len(set(chosen.tolist())) == 5 and negative_mask[0, chosen].all()
         counts[chosen] += 1
-    expected = draws * 5 / 20                            # 500, binomial std about 19
-    assert (counts[::2] - expected).abs().max() < 100
+    assert_uniform(counts[::2], 2000 * 5 / 20)
     assert counts[1::2].sum() == 0
+
+
+def test_sample_distinct_draws_uniform_subsets_and_flags_incomplete_rows():
+    generator = torch.Generator().manual_seed(0)
+    population = torch.tensor([20] * 4000 + [5] * 200 + [4] * 10)
+    values, complete = sample_distinct(population, 5, generator)
+    assert not complete[-10:].any(), "fewer values than asked for can never complete"
+    assert complete[:4000].float().mean() > 0.99 and not complete[4000:4200].all()
+    assert ((values >= 0) & (values < population[:, None])).all()
+    for row in values[complete]:
+        assert len(set(row.tolist())) == 5
+    drawn_from_20 = values[:4000][complete[:4000]]
+    assert_uniform(torch.bincount(drawn_from_20.flatten(), minlength=20).float(), len(drawn_from_20) * 5 / 20)
+
+
+@pytest.mark.parametrize("written_slots", [300, 40], ids=["distinct-draws", "fallback-to-keys"])
+def test_loss_draws_random_negatives_uniformly_among_the_negatives(written_slots):
+    bank_labels = small_bank_labels()
+    loss_fn = small_loss(bank_labels)
+    loss_fn.written[:written_slots] = True               # 60 or 8 per class: 240 or 32 negatives, K = 24
+    labels = torch.tensor([2] * 400)
+    generator = torch.Generator().manual_seed(0)
+    negative_mask = ((bank_labels != 2) & loss_fn.written).expand(len(labels), -1)
+    chosen = loss_fn._random_negatives(labels, negative_mask,
+                                       loss_fn._written_per_class(), generator)
+    negatives = torch.nonzero((bank_labels != 2) & loss_fn.written).flatten()
+    assert all(len(set(row.tolist())) == 24 for row in chosen)
+    assert set(chosen.flatten().tolist()) <= set(negatives.tolist())
+    counts = torch.bincount(chosen.flatten(), minlength=len(bank_labels))[negatives].float()
+    assert_uniform(counts, 400 * 24 / len(negatives))
 
 
 def test_similarities_stay_float32_under_autocast():
@@ -237,11 +271,11 @@ def test_similarities_stay_float32_under_autocast():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu_with_the_same_random_negatives(monkeypatch):
-    def first_negatives(negative_mask, count, generator):
+    def first_negatives(self, labels, negative_mask, written_per_class, generator):
         slots = torch.arange(negative_mask.shape[1], device=negative_mask.device)
-        return torch.where(negative_mask, slots, negative_mask.shape[1] + slots).sort(dim=1).values[:, :count]
+        return torch.where(negative_mask, slots, negative_mask.shape[1] + slots).sort(dim=1).values[:, :self.negatives]
 
-    monkeypatch.setattr(csre, "select_random_negatives", first_negatives)
+    monkeypatch.setattr(BankContrastLoss, "_random_negatives", first_negatives)
     bank_labels = small_bank_labels()
     batches = small_batches(3)
     on_cpu = run_calls(small_loss(bank_labels), batches)
