@@ -1,0 +1,222 @@
+"""The ``skeldata`` command: thin click wrappers that parse, call the library and report."""
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable
+
+import click
+
+from skeldata import __version__
+
+EXIT_FAILED = 1
+
+
+def _fail(message: str) -> None:
+    click.echo(f"skeldata: error: {message}", err=True)
+    sys.exit(EXIT_FAILED)
+
+
+def reports_errors(fn: Callable) -> Callable:
+    """Turn the library's errors on bad input into a one-line message and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from skeldata.errors import SkeldataError
+        try:
+            return fn(*args, **kwargs)
+        except (SkeldataError, OSError, KeyError, ValueError) as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            _fail(str(message))
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="skeldata")
+def main() -> None:
+    """Skeleton data sets (NTU RGB+D 60/120) to one chunked HDF5 store per data set.
+
+    \b
+    Example:
+      skeldata build --dataset ntu60 --raw nturgb+d_skeletons --out ntu60.h5 --jobs 2
+      skeldata export ntu60.h5 --format sgn-npz --benchmark xsub --out NTU60_CS.npz
+    """
+
+
+_dataset_option = click.option("--dataset", required=True, type=click.Choice(["ntu60", "ntu120"]),
+                               help="Which data set the files belong to (names outside it are left out).")
+_raw_option = click.option("--raw", "raw_dirs", required=True, multiple=True,
+                           type=click.Path(file_okay=False, path_type=str),
+                           help="Folder of .skeleton files, searched recursively; repeat for several "
+                                "(NTU120 ships as two).")
+_jobs_option = click.option("--jobs", "-j", default=1, show_default=True, type=int,
+                            help="Processes that parse files in parallel (-1: one per CPU).")
+_quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+_compression_option = click.option("--compression", default="lzf", show_default=True,
+                                   type=click.Choice(["lzf", "gzip", "none"]),
+                                   help="HDF5 compression of the frame data (gzip: smaller, slower, "
+                                        "readable by every HDF5 tool).")
+
+
+def _out_option(help_text: str):
+    return click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=str),
+                        help=help_text)
+
+
+@main.command()
+@_dataset_option
+@_raw_option
+@_out_option("Store to write (replaced atomically when the build succeeds).")
+@_jobs_option
+@click.option("--allow-errors", is_flag=True,
+              help="Exit 0 even when some files could not be parsed (they are still listed).")
+@_quiet_option
+@_compression_option
+@reports_errors
+def build(dataset: str, raw_dirs, out: str, jobs: int, allow_errors: bool, quiet: bool, compression: str) -> None:
+    """Raw .skeleton files to a store: extract, denoise and transform in one pass.
+
+    The result is numerically identical to the published SGN-family scripts. Files whose frames
+    hold no skeleton are left out and recorded; so are malformed files, which also make the
+    command exit with status 1 unless --allow-errors is given.
+
+    \b
+    Example:
+      skeldata build --dataset ntu120 --raw nturgb+d_skeletons --raw nturgb+d_skeletons120 \\
+                     --out ntu120.h5 --jobs -1
+    """
+    from skeldata.build import build as run_build
+    summary = run_build(raw_dirs, out, dataset, jobs=jobs, progress=not quiet, compression=compression)
+    _print_summary("build", summary)
+    _exit_for_errors(summary, allow_errors)
+
+
+@main.command()
+@_dataset_option
+@_raw_option
+@_out_option("File of extracted bodies to write (kind 'raw').")
+@_jobs_option
+@click.option("--allow-errors", is_flag=True, help="Exit 0 even when some files could not be parsed.")
+@_quiet_option
+@_compression_option
+@reports_errors
+def extract(dataset: str, raw_dirs, out: str, jobs: int, allow_errors: bool, quiet: bool, compression: str) -> None:
+    """Stage 1: parse the raw files and group each file's bodies by tracking id.
+
+    \b
+    Example:
+      skeldata extract --dataset ntu60 --raw nturgb+d_skeletons --out ntu60-raw.h5
+      skeldata denoise ntu60-raw.h5 --out ntu60-denoised.h5
+      skeldata transform ntu60-denoised.h5 --out ntu60.h5
+    """
+    from skeldata.build import extract as run_extract
+    summary = run_extract(raw_dirs, out, dataset, jobs=jobs, progress=not quiet, compression=compression)
+    _print_summary("extract", summary)
+    _exit_for_errors(summary, allow_errors)
+
+
+@main.command()
+@click.argument("raw_file", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@_out_option("File of denoised samples to write (kind 'denoised').")
+@_quiet_option
+@_compression_option
+@reports_errors
+def denoise(raw_file: str, out: str, quiet: bool, compression: str) -> None:
+    """Stage 2: choose up to two actors per sample (length, spread and motion rules).
+
+    \b
+    Example:
+      skeldata denoise ntu60-raw.h5 --out ntu60-denoised.h5
+    """
+    from skeldata.build import denoise_file
+    _print_summary("denoise", denoise_file(raw_file, out, progress=not quiet, compression=compression))
+
+
+@main.command()
+@click.argument("denoised_file", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@_out_option("Store to write.")
+@_quiet_option
+@_compression_option
+@reports_errors
+def transform(denoised_file: str, out: str, quiet: bool, compression: str) -> None:
+    """Stage 3: centre every sample, derive the bone and motion streams, add the benchmark splits.
+
+    \b
+    Example:
+      skeldata transform ntu60-denoised.h5 --out ntu60.h5
+    """
+    from skeldata.build import transform_file
+    _print_summary("transform", transform_file(denoised_file, out, progress=not quiet, compression=compression))
+
+
+@main.command()
+@click.argument("store", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@click.option("--format", "fmt", required=True, type=click.Choice(["sgn-npz"]),
+              help="sgn-npz: the NTU60_CS.npz-style file of the SGN-family scripts (CTR-GCN, CSRE, ...).")
+@click.option("--benchmark", required=True, help="Benchmark to export: ntu60 xsub|xview, ntu120 xsub|xset.")
+@_out_option("File to write.")
+@reports_errors
+def export(store: str, fmt: str, benchmark: str, out: str) -> None:
+    """Write a store in a format existing training code reads.
+
+    \b
+    Example:
+      skeldata export ntu60.h5 --format sgn-npz --benchmark xsub --out NTU60_CS.npz
+    """
+    from skeldata.export import export_sgn_npz
+    from skeldata.store import open_store
+    with open_store(store) as opened:
+        n_train, n_test = export_sgn_npz(opened, benchmark, out)
+    click.echo(f"skeldata export: {out}: {benchmark} train {n_train:,}, test {n_test:,} samples")
+
+
+# -------------------------------------------------------------------------------------------- output
+
+_REASON_LABELS = {
+    "no_body": "no skeleton in any frame",
+    "all_bodies_short": "every body 11 frames or shorter",
+    "body_overflow": "tracking id repeated within a frame",
+    "no_actor_frame": "actor 1 all zero",
+    "not_in_dataset": "outside the data set",
+    "malformed": "malformed (errors)",
+}
+
+
+def _print_summary(command: str, summary) -> None:
+    """The one-screen summary: what was written, what was left out and why, the time."""
+    lines = [f"skeldata {command}: {summary.dataset} -> {summary.output}",
+             f"  files          {summary.files:>9,}",
+             f"  samples        {summary.samples:>9,}   ({summary.frames:,} frames)"]
+    left_out = sum(summary.dropped.values())
+    lines.append(f"  left out       {left_out:>9,}")
+    for reason, count in sorted(summary.dropped.items(), key=lambda item: -item[1]):
+        names = summary.dropped_names[reason]
+        example = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        lines.append(f"    {_REASON_LABELS.get(reason, reason):<34} {count:>6,}   {example}")
+    if summary.denoising:
+        d = summary.denoising
+        parts = [f"{label} {d[key]:,}" for key, label in (
+            ("frames_dropped", "frames without a body"), ("removed_by_length", "bodies removed by length"),
+            ("removed_by_spread", "by spread"), ("unassigned", "bodies unassigned"),
+            ("rows_removed", "zero-sum frames removed")) if key in d]
+        lines.append("  denoising      " + "; ".join(parts))
+    rate = summary.files / summary.seconds if summary.seconds else 0.0
+    lines.append(f"  time           {summary.seconds:>9.1f} s   ({rate:,.0f} files/s)")
+    click.echo("\n".join(lines))
+    for error in summary.errors[:20]:
+        click.echo(f"skeldata: error: {error}", err=True)
+    if len(summary.errors) > 20:
+        click.echo(f"skeldata: ... and {len(summary.errors) - 20} more malformed files "
+                   f"(all are listed in the output's 'dropped' table)", err=True)
+
+
+def _exit_for_errors(summary, allow_errors: bool) -> None:
+    if summary.errors and not allow_errors:
+        click.echo(f"skeldata: {len(summary.errors)} file(s) could not be parsed; "
+                   f"the output was written without them (use --allow-errors to exit 0)", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,306 @@
+"""From raw NTU ``.skeleton`` folders to a store: file discovery, the per-file pipeline run in worker
+processes, and the single writer.
+
+``build`` runs extract, denoise and transform on each file in one pass (nothing intermediate is
+written). ``extract``, ``denoise`` and ``transform`` run the stages one at a time through files of
+their own, for inspection and debugging; ``transform(denoise(extract(...)))`` writes the same store.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ._parallel import ordered_map
+from .datasets import DatasetSpec, get_dataset
+from .errors import MalformedFileError, SampleDropped, SkeldataError
+from .formats.ntu import SampleName, parse_name, read_skeleton
+from .pipeline import denoise as denoise_stage
+from .pipeline.denoise import DenoiseReport, denoise
+from .pipeline.extract import RawSample, group_bodies
+from .pipeline.transform import centre, to_bodies
+from .store import REPORT_COLUMNS, StoreWriter, compute_splits
+
+PathLike = Union[str, Path]
+PIPELINE_DESCRIPTION = {
+    "reference": "SGN-family get_raw_skes_data.py / get_raw_denoised_data.py / seq_transformation.py "
+                 "(microsoft/SGN, as shipped by CTR-GCN and CSRE)",
+    "denoise": denoise_stage.PARAMETERS,
+    "centre": "SpineMid (joint 2) of actor 1 in its first non-zero frame; absent actors reset to zero",
+    "frames_without_body": "removed",
+}
+
+
+# ------------------------------------------------------------------------------------------ discovery
+
+def discover(raw_dirs: Sequence[PathLike], suffix: str = ".skeleton") -> List[Tuple[str, Path]]:
+    """All ``*.skeleton`` files under the folders (recursively), as ``(name, path)`` sorted by name.
+
+    Raises:
+        SkeldataError: a folder does not exist, holds no such file, or two files share a name.
+    """
+    found: Dict[str, Path] = {}
+    for raw_dir in raw_dirs:
+        raw_dir = Path(raw_dir)
+        if not raw_dir.is_dir():
+            raise SkeldataError(f"--raw {raw_dir}: no such folder")
+        paths = sorted(raw_dir.rglob(f"*{suffix}"))
+        if not paths:
+            raise SkeldataError(f"--raw {raw_dir}: no {suffix} file in this folder or below it")
+        for path in paths:
+            name = path.name[:-len(suffix)]
+            if name in found:
+                raise SkeldataError(f"sample {name} is in two files: {found[name]} and {path}")
+            found[name] = path
+    return sorted(found.items())
+
+
+# ------------------------------------------------------------------------------- per-file processing
+
+@dataclass
+class FileOutcome:
+    """What happened to one raw file: a sample (``row`` and ``joints``) or a drop with its reason."""
+
+    name: str
+    row: Optional[dict] = None
+    joints: Optional[np.ndarray] = None
+    raw: Optional[RawSample] = None
+    reason: Optional[str] = None
+    detail: str = ""
+
+
+def _check_name(name: str, path: Path, spec: DatasetSpec) -> SampleName:
+    try:
+        fields = parse_name(name)
+    except ValueError as exc:
+        raise MalformedFileError(str(path), str(exc)) from None
+    if fields.setup > spec.max_setup or fields.action > spec.num_classes:
+        raise SampleDropped("not_in_dataset",
+                            f"setup S{fields.setup:03d} / action A{fields.action:03d} is outside {spec.name} "
+                            f"(S001-S{spec.max_setup:03d}, A001-A{spec.num_classes:03d})")
+    return fields
+
+
+def name_columns(fields: SampleName) -> dict:
+    return {"name": fields.name, "label": fields.label, "setup": fields.setup, "camera": fields.camera,
+            "performer": fields.performer, "replication": fields.replication}
+
+
+def report_columns(raw_frames: int, frames_dropped: int, report: DenoiseReport) -> dict:
+    return {"raw_frames": raw_frames, "frames_dropped": frames_dropped, "bodies": report.bodies,
+            "removed_by_length": report.removed_by_length, "removed_by_spread": report.removed_by_spread,
+            "unassigned": report.unassigned, "rows_removed": report.rows_removed}
+
+
+def process_file(item: Tuple[str, Path], dataset: str) -> FileOutcome:
+    """The whole pipeline on one file: parse, extract, denoise, centre. Never raises on bad input."""
+    name, path = item
+    spec = get_dataset(dataset)
+    try:
+        fields = _check_name(name, path, spec)
+        raw = group_bodies(name, read_skeleton(path))
+        if not raw.bodies:
+            raise SampleDropped("no_body", f"all {raw.raw_frames} frames have 0 bodies")
+        denoised = denoise(raw)
+        joints = to_bodies(centre(denoised.joints), spec.max_bodies)
+    except MalformedFileError as exc:
+        return FileOutcome(name, reason="malformed", detail=str(exc))
+    except SampleDropped as exc:
+        return FileOutcome(name, reason=exc.code, detail=exc.detail)
+    row = name_columns(fields)
+    row.update(n_frames=len(joints), n_bodies=denoised.actors)
+    row.update(report_columns(raw.raw_frames, len(raw.dropped_frames), denoised.report))
+    return FileOutcome(name, row=row, joints=joints)
+
+
+def extract_file(item: Tuple[str, Path], dataset: str) -> FileOutcome:
+    """Stage 1 only: parse and group the bodies of one file."""
+    name, path = item
+    spec = get_dataset(dataset)
+    try:
+        fields = _check_name(name, path, spec)
+        raw = group_bodies(name, read_skeleton(path))
+        if not raw.bodies:
+            raise SampleDropped("no_body", f"all {raw.raw_frames} frames have 0 bodies")
+    except MalformedFileError as exc:
+        return FileOutcome(name, reason="malformed", detail=str(exc))
+    except SampleDropped as exc:
+        return FileOutcome(name, reason=exc.code, detail=exc.detail)
+    return FileOutcome(name, row=name_columns(fields), raw=raw)
+
+
+# ---------------------------------------------------------------------------------------- summaries
+
+@dataclass
+class BuildSummary:
+    """What a build did, for the one-screen summary and for tests."""
+
+    dataset: str
+    output: str
+    files: int = 0
+    samples: int = 0
+    frames: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    dropped_names: Dict[str, List[str]] = field(default_factory=dict)
+    errors: List[str] = field(default_factory=list)
+    denoising: Dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    jobs: int = 1
+    started: float = field(default_factory=time.perf_counter, repr=False)
+
+    def finish(self) -> "BuildSummary":
+        self.seconds = time.perf_counter() - self.started
+        return self
+
+    def record_drop(self, name: str, reason: str, detail: str) -> None:
+        self.dropped[reason] += 1
+        self.dropped_names.setdefault(reason, []).append(name)
+        if reason == "malformed":
+            self.errors.append(detail)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _progress(iterable: Iterable, total: int, desc: str, enabled: bool) -> Iterator:
+    if not enabled:
+        return iter(iterable)
+    from tqdm import tqdm
+    return iter(tqdm(iterable, total=total, desc=desc, unit="file", dynamic_ncols=True, leave=False))
+
+
+# ------------------------------------------------------------------------------------------- build
+
+def build(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int = 1,
+          progress: bool = False, compression: str = "lzf") -> BuildSummary:
+    """Raw ``.skeleton`` folders to a store in one streaming pass.
+
+    Every file is accounted for: written as a sample, or recorded in the store's ``dropped`` table
+    with its reason (``malformed`` files too: a bad file never stops the build; the summary's
+    ``errors`` lists them so that the caller can fail).
+    """
+    spec, files, summary, attrs = _start(raw_dirs, out, dataset, jobs)
+    with StoreWriter(out, spec, kind="store", compression=compression, attrs=attrs) as writer:
+        outcomes = ordered_map(process_file, files, jobs, spec.name)
+        for outcome in _samples(_progress(outcomes, len(files), f"build {spec.name}", progress), writer, summary):
+            writer.add_sample(outcome.row, outcome.joints)
+        _finish(writer, spec, summary)
+    return summary.finish()
+
+
+def _start(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int):
+    """Common start of the commands that read raw folders: the files, a summary, the file attributes."""
+    spec = get_dataset(dataset)
+    files = discover(raw_dirs)
+    summary = BuildSummary(dataset=spec.name, output=str(out), files=len(files), jobs=jobs)
+    attrs = {"pipeline": PIPELINE_DESCRIPTION, "sources": [str(Path(d).resolve()) for d in raw_dirs]}
+    return spec, files, summary, attrs
+
+
+def _samples(outcomes: Iterable[FileOutcome], writer, summary: BuildSummary) -> Iterator[FileOutcome]:
+    """Record every dropped outcome in the output and the summary; yield the others."""
+    for outcome in outcomes:
+        if outcome.reason is None:
+            yield outcome
+        else:
+            writer.add_dropped(outcome.name, outcome.reason, outcome.detail)
+            summary.record_drop(outcome.name, outcome.reason, outcome.detail)
+
+
+def _finish(writer: StoreWriter, spec: DatasetSpec, summary: BuildSummary, with_splits: bool = True) -> None:
+    """Summary counts, splits, commit."""
+    summary.samples = len(writer)
+    summary.frames = int(writer.column("n_frames").sum()) if len(writer) else 0
+    summary.denoising = {name: int(writer.column(name).sum()) if len(writer) else 0 for name in REPORT_COLUMNS}
+    splits = None
+    if with_splits:
+        splits = compute_splits(spec, {name: writer.column(name) for name in ("performer", "camera", "setup")})
+    writer.commit(splits)
+
+
+# ------------------------------------------------------------------------------------ staged commands
+
+def extract(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int = 1,
+            progress: bool = False, compression: str = "lzf") -> BuildSummary:
+    """Stage 1 alone: raw folders to a ``raw`` file holding every body of every file."""
+    from .rawfile import RawFileWriter
+
+    spec, files, summary, attrs = _start(raw_dirs, out, dataset, jobs)
+    with RawFileWriter(out, spec, attrs, compression=compression) as writer:
+        outcomes = ordered_map(extract_file, files, jobs, spec.name)
+        for outcome in _samples(_progress(outcomes, len(files), f"extract {spec.name}", progress), writer, summary):
+            writer.add_sample(outcome.row, outcome.raw)
+            summary.frames += outcome.raw.num_frames
+            summary.denoising["frames_dropped"] = (summary.denoising.get("frames_dropped", 0)
+                                                   + len(outcome.raw.dropped_frames))
+        summary.samples = len(writer)
+        writer.commit()
+    return summary.finish()
+
+
+def denoise_file(raw_path: PathLike, out: PathLike, progress: bool = False,
+                 compression: str = "lzf") -> BuildSummary:
+    """Stage 2 alone: a ``raw`` file to a ``denoised`` file (the selected actors, not centred)."""
+    from .rawfile import open_raw
+
+    with open_raw(raw_path) as raw_file:
+        spec = raw_file.dataset
+        summary = BuildSummary(dataset=spec.name, output=str(out), files=len(raw_file) + len(raw_file.dropped))
+        attrs = {"pipeline": PIPELINE_DESCRIPTION, "sources": [str(Path(raw_path).resolve())]}
+        with StoreWriter(out, spec, kind="denoised", streams=("joint",), compression=compression,
+                         attrs=attrs) as writer:
+            _carry_dropped(raw_file.dropped, writer, summary)
+            for row, raw in _progress(raw_file.iter_samples(), len(raw_file), f"denoise {spec.name}", progress):
+                try:
+                    denoised = denoise(raw)
+                except SampleDropped as exc:
+                    writer.add_dropped(raw.name, exc.code, exc.detail)
+                    summary.record_drop(raw.name, exc.code, exc.detail)
+                    continue
+                row = dict(row, n_frames=len(denoised.joints), n_bodies=denoised.actors)
+                row.update(report_columns(raw.raw_frames, len(raw.dropped_frames), denoised.report))
+                writer.add_sample(row, to_bodies(denoised.joints, spec.max_bodies))
+            _finish(writer, spec, summary, with_splits=False)
+    return summary.finish()
+
+
+def transform_file(denoised_path: PathLike, out: PathLike, progress: bool = False,
+                   compression: str = "lzf") -> BuildSummary:
+    """Stage 3 alone: a ``denoised`` file to the final store (centred, all streams, splits)."""
+    from .store import DenoisedFile
+
+    with DenoisedFile(denoised_path) as source:
+        spec = source.dataset
+        table = source.samples
+        dropped = source.dropped
+        summary = BuildSummary(dataset=spec.name, output=str(out), files=len(source) + len(dropped))
+        attrs = {"pipeline": PIPELINE_DESCRIPTION, "sources": [str(Path(denoised_path).resolve())]}
+        with StoreWriter(out, spec, kind="store", compression=compression, attrs=attrs) as writer:
+            _carry_dropped(zip(dropped["name"], dropped["reason"], dropped["detail"]), writer, summary)
+            records = table.to_dict("records")
+            for i in _progress(range(len(source)), len(source), f"transform {spec.name}", progress):
+                row = records[i]
+                actors = int(row["n_bodies"])
+                joints = source.sequence(i, "joint")
+                flat = np.ascontiguousarray(joints[:, :actors]).reshape(len(joints), -1)
+                try:
+                    centred = centre(flat)
+                except SampleDropped as exc:
+                    writer.add_dropped(row["name"], exc.code, exc.detail)
+                    summary.record_drop(row["name"], exc.code, exc.detail)
+                    continue
+                writer.add_sample(row, to_bodies(centred, spec.max_bodies))
+            _finish(writer, spec, summary)
+    return summary.finish()
+
+
+def _carry_dropped(entries: Iterable[Tuple[str, str, str]], writer, summary: BuildSummary) -> None:
+    """Files an earlier stage left out stay recorded in the next stage's output."""
+    outcomes = (FileOutcome(name, reason=reason, detail=detail) for name, reason, detail in entries)
+    for _ in _samples(outcomes, writer, summary):
+        pass

@@ -1,0 +1,57 @@
+"""Exceptions with messages that name the file and what was wrong."""
+from __future__ import annotations
+
+from typing import Optional
+
+
+class SkeldataError(Exception):
+    """Base class of the errors skeldata raises on bad input."""
+
+
+class MalformedFileError(SkeldataError):
+    """A raw file that does not follow its format.
+
+    Attributes:
+        path: the file.
+        line: 1-based line number where the problem is, when known.
+        reason: what was expected and what was found.
+    """
+
+    def __init__(self, path: str, reason: str, line: Optional[int] = None):
+        self.path = str(path)
+        self.line = line
+        self.reason = reason
+        where = f"{self.path}, line {line}" if line is not None else self.path
+        super().__init__(f"{where}: {reason}")
+
+
+class StoreError(SkeldataError):
+    """A store that cannot be opened or used: missing, incomplete, of another kind or version."""
+
+
+class SampleDropped(SkeldataError):
+    """A file that was read correctly but yields no sample, and why.
+
+    Attributes:
+        code: a short machine-readable reason (see ``DROP_REASONS``).
+        detail: one sentence for people.
+    """
+
+    def __init__(self, code: str, detail: str):
+        if code not in DROP_REASONS:
+            raise ValueError(f"unknown drop reason {code!r}")
+        self.code = code
+        self.detail = detail
+        super().__init__(f"{code}: {detail}")
+
+
+#: Why a file can be left out of a store. ``malformed`` is an error (it makes ``build`` exit non-zero
+#: unless ``--allow-errors``); the others are expected outcomes of the published rules.
+DROP_REASONS = {
+    "malformed": "the file does not follow its format",
+    "no_body": "no frame holds a skeleton (the published missing-skeleton lists)",
+    "all_bodies_short": "several bodies, each seen in 11 frames or fewer: all noise by the length rule",
+    "body_overflow": "a body is seen more often than there are frames (a tracking id repeated within a frame)",
+    "no_actor_frame": "actor 1 has no frame with a non-zero coordinate to centre on",
+    "not_in_dataset": "the name is outside the data set's setups or actions",
+}

@@ -1,0 +1,88 @@
+"""Export a store to the formats existing code reads.
+
+``sgn-npz``: the ``NTU60_CS.npz``-style file that the SGN-family ``seq_transformation.py`` writes and
+that CTR-GCN, InfoGCN, Hyperformer, BlockGCN and CSRE train from: ``x_train``, ``y_train``,
+``x_test``, ``y_test``; ``x`` float32 ``(N, T, 150)`` with ``T`` the longest sample *of the store*,
+zero padded at the end; ``y`` one-hot float64; samples in the benchmark's published order. A
+one-actor sample has zeros in columns 75:150 for NTU60 and a copy of actor 1 for NTU120, as the two
+published scripts do. The file is written as ``np.savez`` writes it (uncompressed zip, ``.npy``
+members), but row block by row block, so memory stays bounded for the full data sets (the padded
+NTU120 arrays are 20 GB).
+"""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Callable, Iterator, Tuple, Union
+
+import numpy as np
+
+from .store import Store
+from .splits import get_benchmark
+
+ROWS_PER_BLOCK = 256
+
+
+def export_sgn_npz(store: Store, benchmark: str, out: Union[str, Path],
+                   progress: Callable[[int], None] = lambda n: None) -> Tuple[int, int]:
+    """Write the SGN-family npz of ``benchmark`` to ``out``; returns ``(train, test)`` sample counts."""
+    get_benchmark(store.dataset.name, benchmark)  # a clear error for an unknown benchmark
+    if store.layout.name != "ntu25":
+        raise ValueError(f"sgn-npz is an NTU format; {store.path} holds {store.dataset.name}")
+    n_frames = store.column("n_frames")
+    n_bodies = store.column("n_bodies")
+    labels = store.column("label").astype(np.int64)
+    width = store.layout.num_joints * 3 * store.dataset.max_bodies
+    max_frames = int(n_frames.max()) if len(n_frames) else 0
+    duplicate = store.dataset.single_body_fill == "duplicate"
+    parts = {part: store.split(benchmark, part) for part in ("train", "test")}
+
+    def x_blocks(indices: np.ndarray) -> Iterator[np.ndarray]:
+        for start in range(0, len(indices), ROWS_PER_BLOCK):
+            chunk = indices[start:start + ROWS_PER_BLOCK]
+            block = np.zeros((len(chunk), max_frames, width), dtype=np.float32)
+            for row, i in enumerate(chunk):
+                frames = store.sequence(int(i), "joint").reshape(int(n_frames[i]), width)
+                block[row, :len(frames)] = frames
+                if duplicate and n_bodies[i] == 1:
+                    half = width // 2
+                    block[row, :len(frames), half:] = frames[:, :half]
+            progress(len(chunk))
+            yield block
+
+    def y_blocks(indices: np.ndarray) -> Iterator[np.ndarray]:
+        for start in range(0, len(indices), ROWS_PER_BLOCK):
+            chunk = labels[indices[start:start + ROWS_PER_BLOCK]]
+            block = np.zeros((len(chunk), store.dataset.num_classes), dtype=np.float64)
+            block[np.arange(len(chunk)), chunk] = 1
+            yield block
+
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        with zipfile.ZipFile(tmp, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for part in ("train", "test"):
+                indices = parts[part]
+                _write_npy_member(archive, f"x_{part}", np.float32, (len(indices), max_frames, width),
+                                  x_blocks(indices))
+                _write_npy_member(archive, f"y_{part}", np.float64, (len(indices), store.dataset.num_classes),
+                                  y_blocks(indices))
+        tmp.replace(out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return len(parts["train"]), len(parts["test"])
+
+
+def _write_npy_member(archive: zipfile.ZipFile, key: str, dtype, shape: Tuple[int, ...],
+                      blocks: Iterator[np.ndarray]) -> None:
+    """One ``key.npy`` member, written as ``np.save`` would write the whole array, block by block."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+    with archive.open(f"{key}.npy", mode="w", force_zip64=True) as member:
+        np.lib.format.write_array_header_1_0(member, header)
+        written = 0
+        for block in blocks:
+            member.write(np.ascontiguousarray(block, dtype=dtype).tobytes())
+            written += len(block)
+        if written != shape[0]:
+            raise RuntimeError(f"{key}: wrote {written} rows, expected {shape[0]}")

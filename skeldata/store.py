@@ -1,0 +1,242 @@
+"""The skeldata store: one HDF5 file per data set, frames ragged (no padding).
+
+Layout (``docs/store-format.md`` is the full specification)::
+
+    /                       attributes: format, format_version, kind, complete, dataset, layout, ...
+    /samples/<column>       one row per sample, in store order (sample names sorted)
+    /samples/offset         (N + 1,) int64: sample i owns frames offset[i]:offset[i + 1]
+    /streams/<stream>       (frames, bodies, joints, 3) float32, chunked and compressed
+    /splits/<bench>/<part>  int64 indices into the samples, in the published order
+    /dropped/<column>       the files left out: name, reason, detail
+
+The same layout serves two kinds: ``denoised`` (output of ``skeldata denoise``: the selected
+actors, not centred, joint stream only) and ``store`` (the final store: centred, with bone and
+motion streams and the benchmark splits).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ._h5 import AtomicH5File, ColumnBuffer, FrameAppender, LazyH5Reader, read_table, write_column, write_strings
+from .datasets import DatasetSpec, get_dataset
+from .layouts import get_layout
+from .pipeline.streams import STREAMS, derive
+
+DEFAULT_CHUNK_FRAMES = 512
+
+#: Per-sample columns of an NTU store, with their types. ``n_frames`` and ``n_bodies`` describe the
+#: stored sequence; the rest records where it came from and what the pipeline did to it.
+NTU_SAMPLE_COLUMNS = {
+    "name": str,
+    "label": np.int16,
+    "setup": np.int16,
+    "camera": np.int16,
+    "performer": np.int16,
+    "replication": np.int16,
+    "n_frames": np.int32,
+    "n_bodies": np.int8,
+    "raw_frames": np.int32,
+    "frames_dropped": np.int32,
+    "bodies": np.int16,
+    "removed_by_length": np.int16,
+    "removed_by_spread": np.int16,
+    "unassigned": np.int16,
+    "rows_removed": np.int32,
+}
+
+#: Denoising counts summed over a store (``skeldata stats``, the build summary).
+REPORT_COLUMNS = ("frames_dropped", "removed_by_length", "removed_by_spread", "unassigned", "rows_removed")
+
+
+class StoreWriter:
+    """Writes a store (or a denoised file) sample by sample, in store order, in bounded memory.
+
+    Usage::
+
+        with StoreWriter(path, spec, kind="store") as writer:
+            for row, joints in samples:          # joints (T, bodies, joints, 3) float32
+                writer.add_sample(row, joints)
+            writer.add_dropped(name, "no_body", "all 27 frames have 0 bodies")
+            writer.commit()                       # splits, tables, complete=True, rename
+
+    Leaving the block without :meth:`commit` removes the temporary file.
+    """
+
+    def __init__(self, path: Union[str, Path], spec: DatasetSpec, kind: str = "store",
+                 streams: Sequence[str] = STREAMS, columns: Mapping[str, object] = NTU_SAMPLE_COLUMNS,
+                 compression: str = "lzf", chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+                 attrs: Optional[Mapping[str, object]] = None):
+        self.spec = spec
+        self.layout = get_layout(spec.layout)
+        self.kind = kind
+        self.stream_names = tuple(streams)
+        root_attrs = {
+            "dataset": spec.name,
+            "layout": spec.layout,
+            "num_classes": spec.num_classes,
+            "max_bodies": spec.max_bodies,
+            "num_joints": self.layout.num_joints,
+            "single_body_fill": spec.single_body_fill,
+            "streams": list(self.stream_names),
+            "compression": compression,
+            "chunk_frames": chunk_frames,
+        }
+        root_attrs.update(attrs or {})
+        self._file = AtomicH5File(path, kind, root_attrs)
+        h5 = self._file.file
+        row_shape = (spec.max_bodies, self.layout.num_joints, 3)
+        streams_group = h5.create_group("streams")
+        self._streams = {name: FrameAppender(streams_group, name, row_shape, np.float32, chunk_frames, compression)
+                         for name in self.stream_names}
+        self._samples = ColumnBuffer(columns)
+        self._offsets: List[int] = [0]
+        self._dropped = ColumnBuffer({"name": str, "reason": str})
+        self._dropped_details: List[str] = []
+
+    def add_sample(self, row: Mapping[str, object], joints: np.ndarray) -> None:
+        """Append one sample: its column values and its joints ``(T, bodies, joints, 3)``."""
+        self._samples.append(row)
+        for name, appender in self._streams.items():
+            appender.append(derive(name, joints, self.layout))
+        self._offsets.append(self._offsets[-1] + len(joints))
+
+    def add_dropped(self, name: str, reason: str, detail: str) -> None:
+        """Record a file that yields no sample, with its reason code and a sentence for people."""
+        self._dropped.append({"name": name, "reason": reason})
+        self._dropped_details.append(detail)
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def column(self, name: str) -> np.ndarray:
+        return self._samples.column(name)
+
+    def commit(self, splits: Optional[Mapping[str, Mapping[str, np.ndarray]]] = None) -> None:
+        """Write the tables and the splits, mark the file complete and move it into place."""
+        h5 = self._file.file
+        for appender in self._streams.values():
+            appender.close()
+        samples = h5.create_group("samples")
+        self._samples.write(samples)
+        write_column(samples, "offset", np.asarray(self._offsets, dtype=np.int64))
+        split_group = h5.create_group("splits")
+        for bench, parts in (splits or {}).items():
+            group = split_group.create_group(bench)
+            for part, indices in parts.items():
+                write_column(group, part, np.asarray(indices, dtype=np.int64))
+        dropped = h5.create_group("dropped")
+        self._dropped.write(dropped)
+        write_strings(dropped, "detail", self._dropped_details)
+        h5.attrs["num_samples"] = len(self._samples)
+        h5.attrs["num_frames"] = self._offsets[-1]
+        self._file.commit()
+
+    def __enter__(self) -> "StoreWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._file.__exit__(exc_type, exc, tb)
+
+
+def compute_splits(spec: DatasetSpec, columns: Mapping[str, np.ndarray]) -> Dict[str, Dict[str, np.ndarray]]:
+    """Index arrays of every benchmark part, from the per-sample attribute columns."""
+    return {name: {part: bench.indices(columns[bench.attribute], part) for part in ("train", "test")}
+            for name, bench in spec.benchmarks.items()}
+
+
+class Store(LazyH5Reader):
+    """Read-only access to a store. Safe to hand to DataLoader workers (fork or spawn): the HDF5
+    file is opened lazily in each process and never pickled.
+
+    Use :func:`open_store` to get one.
+    """
+
+    kind = "store"
+
+    def __init__(self, path: Union[str, Path]):
+        super().__init__(path)
+        self.dataset = get_dataset(self.attrs["dataset"])
+        self.layout = get_layout(self.attrs["layout"])
+        self.offsets: np.ndarray = self._file()["samples/offset"][()]
+        self._samples = None
+
+    # -- contents --------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __repr__(self) -> str:
+        benches = ", ".join(self.benchmarks) or "none"
+        return (f"Store({str(self.path)!r}, dataset={self.dataset.name}, samples={len(self)}, "
+                f"frames={int(self.offsets[-1])}, streams={','.join(self.streams)}, benchmarks={benches})")
+
+    @property
+    def streams(self) -> Tuple[str, ...]:
+        return tuple(self.attrs.get("streams", ()))
+
+    @property
+    def samples(self):
+        """``pandas.DataFrame`` with one row per sample, in store order."""
+        if self._samples is None:
+            import pandas as pd
+            columns = read_table(self._file()["samples"])
+            columns.pop("offset", None)
+            self._samples = pd.DataFrame(columns)
+        return self._samples
+
+    def column(self, name: str) -> np.ndarray:
+        """One per-sample column as a numpy array (cheaper than :attr:`samples` for one column)."""
+        return read_table(self._file()["samples"], [name])[name]
+
+    @property
+    def names(self) -> List[str]:
+        return list(self.column("name"))
+
+    def index_of(self, name: str) -> int:
+        """Store index of the sample called ``name``."""
+        matches = np.flatnonzero(self.column("name") == name)
+        if not len(matches):
+            raise KeyError(f"{self.path}: no sample named {name!r}")
+        return int(matches[0])
+
+    def sequence(self, i: int, stream: str = "joint") -> np.ndarray:
+        """Frames of sample ``i``: float32 ``(T_i, bodies, joints, 3)``."""
+        if stream not in self.streams:
+            raise KeyError(f"{self.path} has no stream {stream!r}; it has {', '.join(self.streams)}")
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"sample index {i} out of range for a store of {n} samples")
+        i %= n
+        return self._file()["streams"][stream][self.offsets[i]:self.offsets[i + 1]]
+
+    @property
+    def benchmarks(self) -> List[str]:
+        return list(self._file().get("splits", {}))
+
+    def split(self, benchmark: str, part: str) -> np.ndarray:
+        """Indices of the samples in ``part`` (``train`` or ``test``) of ``benchmark``, in published order."""
+        splits = self._file().get("splits", {})
+        if benchmark not in splits:
+            raise KeyError(f"{self.path} has no benchmark {benchmark!r}; it has {', '.join(splits) or 'none'}")
+        if part not in splits[benchmark]:
+            raise KeyError(f"benchmark {benchmark!r} has no part {part!r}; parts: {', '.join(splits[benchmark])}")
+        return splits[benchmark][part][()]
+
+    @property
+    def dropped(self):
+        """``pandas.DataFrame`` of the files left out: name, reason, detail."""
+        import pandas as pd
+        return pd.DataFrame(read_table(self._file()["dropped"], ["name", "reason", "detail"]))
+
+
+def open_store(path: Union[str, Path]) -> Store:
+    """Open a store read-only. Raises :class:`StoreError` with the reason when it is not a complete store."""
+    return Store(path)
+
+
+class DenoisedFile(Store):
+    """The output of ``skeldata denoise``: the store layout, joints not yet centred, no splits."""
+
+    kind = "denoised"
