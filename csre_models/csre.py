@@ -270,8 +270,11 @@ class BankContrastLoss(nn.Module):
     those integers, independent of the device type (CPU and CUDA generators draw different numbers, so
     the same seed gives other random negatives on another device type).
 
-    The bank is overwritten in place on every call, and the previous call's graph holds it for its backward:
-    call ``backward`` before the next call (the autograd version check raises otherwise).
+    Cost: one ``(n, D) x (D, M)`` product; the selections work on ``(n, M)`` tensors (never
+    ``(n, M, .)``), the hard positives on the anchor's class only, and the backward reads only the
+    ``P + 2K`` selected bank rows per anchor. The bank is overwritten in place on every call, and the
+    previous call's graph holds it for its backward: call ``backward`` before the next call (the autograd
+    version check raises otherwise).
 
     Args:
         bank_size: M, the number of slots (the training-set size; ``indices`` are slots).

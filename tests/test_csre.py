@@ -206,6 +206,17 @@ def test_state_dict_round_trip_resumes_identically():
         assert torch.equal(loss_a, loss_b) and torch.equal(grad_a, grad_b)
 
 
+def test_a_call_before_the_previous_backward_is_refused():
+    bank_labels = small_bank_labels()
+    loss_fn = small_loss(bank_labels)
+    first, second = small_batches(2, size=150)
+    earlier_loss = loss_fn(first[0].requires_grad_(True), first[1], first[2])
+    loss_fn(*second)                                     # overwrites bank rows the first graph reads
+    assert earlier_loss > 0
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        earlier_loss.backward()
+
+
 def test_state_dict_holds_banks_and_sampling_state():
     keys = set(small_loss(small_bank_labels()).state_dict())
     assert keys == {"bank", "written", "bank_labels", "sampling_seed", "sampling_step"}
