@@ -372,8 +372,7 @@ class BankContrastLoss(nn.Module):
 
     def _written_per_class(self) -> torch.Tensor:
         """``(num_classes,)`` number of written slots of every class."""
-        return torch.bincount(self.bank_labels, weights=self.written.to(torch.float32),
-                              minlength=self.num_classes).long()
+        return torch.bincount(self.bank_labels[self.written], minlength=self.num_classes)
 
     def _next_generator(self, device: torch.device) -> torch.Generator:
         """A generator for this call's random negatives; advances the checkpointed sampling step."""
