@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Callable, List
+from typing import Callable, List, Tuple
 
 import pytest
 import torch
@@ -70,7 +70,7 @@ def random_batch(generator: torch.Generator, bank_labels: torch.Tensor, size: in
     return F.normalize(directions, dim=1) * norms, labels, indices
 
 
-def run_calls(loss_fn: BankContrastLoss, batches) -> List[torch.Tensor]:
+def run_calls(loss_fn: BankContrastLoss, batches) -> List[Tuple[torch.Tensor, torch.Tensor]]:
     """Loss and feature gradient of every call, in order."""
     results = []
     for features, labels, indices in batches:
