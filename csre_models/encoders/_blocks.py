@@ -151,13 +151,15 @@ class GraphTemporalBlock(nn.Module):
     """``relu(tcn1(gcn1(x)) + residual(x))``: a spatial graph convolution, then a temporal convolution.
 
     ``stride`` is the temporal stride of ``tcn1`` (also used by the shortcut); ``out_channels`` is the
-    width of the output.
+    width of the output. ``spatial_name`` is the attribute of the spatial part (``gcn1``; Hyperformer's
+    official state dicts call it ``vit1``).
     """
 
     def __init__(self, gcn: nn.Module, tcn: nn.Module, in_channels: int, out_channels: int, stride: int = 1,
-                 residual: bool = True):
+                 residual: bool = True, spatial_name: str = "gcn1"):
         super().__init__()
-        self.gcn1 = gcn
+        self.spatial_name = spatial_name
+        self.add_module(spatial_name, gcn)
         self.tcn1 = tcn
         self.residual = block_shortcut(in_channels, out_channels, stride, enabled=residual)
         self.relu = nn.ReLU(inplace=True)
@@ -165,7 +167,8 @@ class GraphTemporalBlock(nn.Module):
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.tcn1(self.gcn1(x)) + self.residual(x))
+        spatial = getattr(self, self.spatial_name)
+        return self.relu(self.tcn1(spatial(x)) + self.residual(x))
 
 
 #: Temporal strides of the ten blocks of CTR-GCN, 2s-AGCN, Hyperformer and BlockGCN (l5 and l8 halve T).
@@ -177,15 +180,15 @@ TEN_BLOCK_WIDTHS: Tuple[int, ...] = (64,) * 4 + (128,) * 3 + (256,) * 3
 def graph_temporal_blocks(in_channels: int, make_gcn: Callable[[int, int], nn.Module],
                           make_tcn: Callable[[int, int], nn.Module],
                           widths: Sequence[int] = TEN_BLOCK_WIDTHS, strides: Sequence[int] = TEN_BLOCK_STRIDES,
-                          first_residual: bool = False) -> List[GraphTemporalBlock]:
+                          first_residual: bool = False, spatial_name: str = "gcn1") -> List[GraphTemporalBlock]:
     """A chain of :class:`GraphTemporalBlock` with the given output widths and temporal strides.
 
-    ``make_gcn(in, out)`` builds the spatial part and ``make_tcn(out, stride)`` the temporal part of a
-    block. The first block has a shortcut only if ``first_residual``.
+    ``make_gcn(in, out)`` builds the spatial part (attribute ``spatial_name``) and ``make_tcn(out, stride)``
+    the temporal part of a block. The first block has a shortcut only if ``first_residual``.
     """
     inputs = (in_channels, *widths[:-1])
     return [GraphTemporalBlock(make_gcn(cin, cout), make_tcn(cout, stride), cin, cout, stride,
-                               residual=first_residual or index > 0)
+                               residual=first_residual or index > 0, spatial_name=spatial_name)
             for index, (cin, cout, stride) in enumerate(zip(inputs, widths, strides))]
 
 #: State-dict prefix of the CSRE head (STFD); an encoder ignores these keys, the head loads them.
