@@ -3,5 +3,6 @@ from ._registry import create_encoder, list_encoders, register_encoder
 from . import agcn  # noqa: F401  registers "agcn"
 from . import ctrgcn  # noqa: F401  registers "ctrgcn"
 from . import hcn  # noqa: F401  registers "hcn"
+from . import hyperformer  # noqa: F401  registers "hyperformer"
 
 __all__ = ["create_encoder", "list_encoders", "register_encoder"]
