@@ -1,41 +1,19 @@
 """The ``skeldata`` command: thin click wrappers that parse, call the library and report."""
 from __future__ import annotations
 
-import functools
 import sys
-from typing import Callable
 
 import click
 
 from skeldata import __version__
 
-EXIT_FAILED = 1
-
-
-def _fail(message: str) -> None:
-    click.echo(f"skeldata: error: {message}", err=True)
-    sys.exit(EXIT_FAILED)
-
-
-def reports_errors(fn: Callable) -> Callable:
-    """Turn the library's errors on bad input into a one-line message and exit status 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from skeldata.errors import SkeldataError
-        try:
-            return fn(*args, **kwargs)
-        except (SkeldataError, OSError, KeyError, ValueError) as exc:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            _fail(str(message))
-
-    return wrapper
+from ._common import EXIT_FAILED, out_option, reports_errors
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="skeldata")
 def main() -> None:
-    """Skeleton data sets (NTU RGB+D 60/120) to one chunked HDF5 store per data set.
+    """Skeleton data sets (NTU RGB+D 60/120, NW-UCLA) to one chunked HDF5 store per data set.
 
     \b
     Example:
@@ -44,8 +22,9 @@ def main() -> None:
     """
 
 
-_dataset_option = click.option("--dataset", required=True, type=click.Choice(["ntu60", "ntu120"]),
-                               help="Which data set the files belong to (names outside it are left out).")
+_dataset_option = click.option("--dataset", required=True, type=click.Choice(["ntu60", "ntu120", "ucla"]),
+                               help="Which data set the files belong to (names outside it are left out). "
+                                    "ucla: the NW-UCLA all_sqe JSON files.")
 _raw_option = click.option("--raw", "raw_dirs", required=True, multiple=True,
                            type=click.Path(file_okay=False, path_type=str),
                            help="Folder of .skeleton files, searched recursively; repeat for several "
@@ -59,15 +38,10 @@ _compression_option = click.option("--compression", default="lzf", show_default=
                                         "readable by every HDF5 tool).")
 
 
-def _out_option(help_text: str):
-    return click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=str),
-                        help=help_text)
-
-
 @main.command()
 @_dataset_option
 @_raw_option
-@_out_option("Store to write (replaced atomically when the build succeeds).")
+@out_option("Store to write (replaced atomically when the build succeeds).")
 @_jobs_option
 @click.option("--allow-errors", is_flag=True,
               help="Exit 0 even when some files could not be parsed (they are still listed).")
@@ -81,10 +55,13 @@ def build(dataset: str, raw_dirs, out: str, jobs: int, allow_errors: bool, quiet
     hold no skeleton are left out and recorded; so are malformed files, which also make the
     command exit with status 1 unless --allow-errors is given.
 
+    For NW-UCLA (--dataset ucla, --raw the all_sqe folder) the joints are stored as they are.
+
     \b
     Example:
       skeldata build --dataset ntu120 --raw nturgb+d_skeletons --raw nturgb+d_skeletons120 \\
                      --out ntu120.h5 --jobs -1
+      skeldata build --dataset ucla --raw NW-UCLA/all_sqe --out ucla.h5
     """
     from skeldata.build import build as run_build
     summary = run_build(raw_dirs, out, dataset, jobs=jobs, progress=not quiet, compression=compression)
@@ -95,7 +72,7 @@ def build(dataset: str, raw_dirs, out: str, jobs: int, allow_errors: bool, quiet
 @main.command()
 @_dataset_option
 @_raw_option
-@_out_option("File of extracted bodies to write (kind 'raw').")
+@out_option("File of extracted bodies to write (kind 'raw').")
 @_jobs_option
 @click.option("--allow-errors", is_flag=True, help="Exit 0 even when some files could not be parsed.")
 @_quiet_option
@@ -118,7 +95,7 @@ def extract(dataset: str, raw_dirs, out: str, jobs: int, allow_errors: bool, qui
 
 @main.command()
 @click.argument("raw_file", type=click.Path(exists=True, dir_okay=False, path_type=str))
-@_out_option("File of denoised samples to write (kind 'denoised').")
+@out_option("File of denoised samples to write (kind 'denoised').")
 @_quiet_option
 @_compression_option
 @reports_errors
@@ -135,7 +112,7 @@ def denoise(raw_file: str, out: str, quiet: bool, compression: str) -> None:
 
 @main.command()
 @click.argument("denoised_file", type=click.Path(exists=True, dir_okay=False, path_type=str))
-@_out_option("Store to write.")
+@out_option("Store to write.")
 @_quiet_option
 @_compression_option
 @reports_errors
@@ -155,7 +132,7 @@ def transform(denoised_file: str, out: str, quiet: bool, compression: str) -> No
 @click.option("--format", "fmt", required=True, type=click.Choice(["sgn-npz"]),
               help="sgn-npz: the NTU60_CS.npz-style file of the SGN-family scripts (CTR-GCN, CSRE, ...).")
 @click.option("--benchmark", required=True, help="Benchmark to export: ntu60 xsub|xview, ntu120 xsub|xset.")
-@_out_option("File to write.")
+@out_option("File to write.")
 @reports_errors
 def export(store: str, fmt: str, benchmark: str, out: str) -> None:
     """Write a store in a format existing training code reads.

@@ -2,7 +2,7 @@
 processes, and the single writer.
 
 ``build`` runs extract, denoise and transform on each file in one pass (nothing intermediate is
-written). ``extract``, ``denoise`` and ``transform`` run the stages one at a time through files of
+written); for NW-UCLA it stores the joints as they are. ``extract``, ``denoise`` and ``transform`` run the stages one at a time through files of
 their own, for inspection and debugging; ``transform(denoise(extract(...)))`` writes the same store.
 """
 from __future__ import annotations
@@ -11,19 +11,18 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Sequence, Tuple, Union
 
 import numpy as np
 
 from ._parallel import ordered_map
 from .datasets import DatasetSpec, get_dataset
-from .errors import MalformedFileError, SampleDropped, SkeldataError
-from .formats.ntu import SampleName, parse_name, read_skeleton
+from .errors import SampleDropped, SkeldataError
 from .pipeline import denoise as denoise_stage
-from .pipeline.denoise import DenoiseReport, denoise
-from .pipeline.extract import RawSample, group_bodies
+from .pipeline.denoise import denoise
 from .pipeline.transform import centre, to_bodies
-from .store import REPORT_COLUMNS, StoreWriter, compute_splits
+from .process import PROCESSORS, FileOutcome, extract_ntu_file, report_columns
+from .store import REPORT_COLUMNS, StoreWriter, compute_splits, sample_columns
 
 PathLike = Union[str, Path]
 PIPELINE_DESCRIPTION = {
@@ -57,80 +56,6 @@ def discover(raw_dirs: Sequence[PathLike], suffix: str = ".skeleton") -> List[Tu
                 raise SkeldataError(f"sample {name} is in two files: {found[name]} and {path}")
             found[name] = path
     return sorted(found.items())
-
-
-# ------------------------------------------------------------------------------- per-file processing
-
-@dataclass
-class FileOutcome:
-    """What happened to one raw file: a sample (``row`` and ``joints``) or a drop with its reason."""
-
-    name: str
-    row: Optional[dict] = None
-    joints: Optional[np.ndarray] = None
-    raw: Optional[RawSample] = None
-    reason: Optional[str] = None
-    detail: str = ""
-
-
-def _check_name(name: str, path: Path, spec: DatasetSpec) -> SampleName:
-    try:
-        fields = parse_name(name)
-    except ValueError as exc:
-        raise MalformedFileError(str(path), str(exc)) from None
-    if fields.setup > spec.max_setup or fields.action > spec.num_classes:
-        raise SampleDropped("not_in_dataset",
-                            f"setup S{fields.setup:03d} / action A{fields.action:03d} is outside {spec.name} "
-                            f"(S001-S{spec.max_setup:03d}, A001-A{spec.num_classes:03d})")
-    return fields
-
-
-def name_columns(fields: SampleName) -> dict:
-    return {"name": fields.name, "label": fields.label, "setup": fields.setup, "camera": fields.camera,
-            "performer": fields.performer, "replication": fields.replication}
-
-
-def report_columns(raw_frames: int, frames_dropped: int, report: DenoiseReport) -> dict:
-    return {"raw_frames": raw_frames, "frames_dropped": frames_dropped, "bodies": report.bodies,
-            "removed_by_length": report.removed_by_length, "removed_by_spread": report.removed_by_spread,
-            "unassigned": report.unassigned, "rows_removed": report.rows_removed}
-
-
-def process_file(item: Tuple[str, Path], dataset: str) -> FileOutcome:
-    """The whole pipeline on one file: parse, extract, denoise, centre. Never raises on bad input."""
-    name, path = item
-    spec = get_dataset(dataset)
-    try:
-        fields = _check_name(name, path, spec)
-        raw = group_bodies(name, read_skeleton(path))
-        if not raw.bodies:
-            raise SampleDropped("no_body", f"all {raw.raw_frames} frames have 0 bodies")
-        denoised = denoise(raw)
-        joints = to_bodies(centre(denoised.joints), spec.max_bodies)
-    except MalformedFileError as exc:
-        return FileOutcome(name, reason="malformed", detail=str(exc))
-    except SampleDropped as exc:
-        return FileOutcome(name, reason=exc.code, detail=exc.detail)
-    row = name_columns(fields)
-    row.update(n_frames=len(joints), n_bodies=denoised.actors)
-    row.update(report_columns(raw.raw_frames, len(raw.dropped_frames), denoised.report))
-    return FileOutcome(name, row=row, joints=joints)
-
-
-def extract_file(item: Tuple[str, Path], dataset: str) -> FileOutcome:
-    """Stage 1 only: parse and group the bodies of one file."""
-    name, path = item
-    spec = get_dataset(dataset)
-    try:
-        fields = _check_name(name, path, spec)
-        raw = group_bodies(name, read_skeleton(path))
-        if not raw.bodies:
-            raise SampleDropped("no_body", f"all {raw.raw_frames} frames have 0 bodies")
-    except MalformedFileError as exc:
-        return FileOutcome(name, reason="malformed", detail=str(exc))
-    except SampleDropped as exc:
-        return FileOutcome(name, reason=exc.code, detail=exc.detail)
-    return FileOutcome(name, row=name_columns(fields), raw=raw)
 
 
 # ---------------------------------------------------------------------------------------- summaries
@@ -185,8 +110,10 @@ def build(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int =
     ``errors`` lists them so that the caller can fail).
     """
     spec, files, summary, attrs = _start(raw_dirs, out, dataset, jobs)
-    with StoreWriter(out, spec, kind="store", compression=compression, attrs=attrs) as writer:
-        outcomes = ordered_map(process_file, files, jobs, spec.name)
+    suffix, process = PROCESSORS[spec.family]
+    with StoreWriter(out, spec, kind="store", columns=sample_columns(spec), compression=compression,
+                     attrs=attrs) as writer:
+        outcomes = ordered_map(process, files, jobs, spec.name)
         for outcome in _samples(_progress(outcomes, len(files), f"build {spec.name}", progress), writer, summary):
             writer.add_sample(outcome.row, outcome.joints)
         _finish(writer, spec, summary)
@@ -196,7 +123,7 @@ def build(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int =
 def _start(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int):
     """Common start of the commands that read raw folders: the files, a summary, the file attributes."""
     spec = get_dataset(dataset)
-    files = discover(raw_dirs)
+    files = discover(raw_dirs, PROCESSORS[spec.family][0])
     summary = BuildSummary(dataset=spec.name, output=str(out), files=len(files), jobs=jobs)
     attrs = {"pipeline": PIPELINE_DESCRIPTION, "sources": [str(Path(d).resolve()) for d in raw_dirs]}
     return spec, files, summary, attrs
@@ -216,10 +143,12 @@ def _finish(writer: StoreWriter, spec: DatasetSpec, summary: BuildSummary, with_
     """Summary counts, splits, commit."""
     summary.samples = len(writer)
     summary.frames = int(writer.column("n_frames").sum()) if len(writer) else 0
-    summary.denoising = {name: int(writer.column(name).sum()) if len(writer) else 0 for name in REPORT_COLUMNS}
+    if spec.family == "ntu":
+        summary.denoising = {name: int(writer.column(name).sum()) if len(writer) else 0 for name in REPORT_COLUMNS}
     splits = None
     if with_splits:
-        splits = compute_splits(spec, {name: writer.column(name) for name in ("performer", "camera", "setup")})
+        attributes = {bench.attribute for bench in spec.benchmarks.values()}
+        splits = compute_splits(spec, {name: writer.column(name) for name in attributes})
     writer.commit(splits)
 
 
@@ -231,8 +160,10 @@ def extract(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int
     from .rawfile import RawFileWriter
 
     spec, files, summary, attrs = _start(raw_dirs, out, dataset, jobs)
+    if spec.family != "ntu":
+        raise SkeldataError(f"extract is the first stage of the NTU pipeline; build {spec.name} with 'skeldata build'")
     with RawFileWriter(out, spec, attrs, compression=compression) as writer:
-        outcomes = ordered_map(extract_file, files, jobs, spec.name)
+        outcomes = ordered_map(extract_ntu_file, files, jobs, spec.name)
         for outcome in _samples(_progress(outcomes, len(files), f"extract {spec.name}", progress), writer, summary):
             writer.add_sample(outcome.row, outcome.raw)
             summary.frames += outcome.raw.num_frames

@@ -33,6 +33,11 @@ class DatasetSpec:
     expected_samples: int
 
     @property
+    def family(self) -> str:
+        """``ntu`` or ``ucla``: which raw format and pipeline the data set uses."""
+        return "ucla" if self.layout == "ucla20" else "ntu"
+
+    @property
     def benchmarks(self) -> Dict[str, Benchmark]:
         return BENCHMARKS[self.name]
 

@@ -47,6 +47,24 @@ NTU_SAMPLE_COLUMNS = {
     "rows_removed": np.int32,
 }
 
+#: Per-sample columns of an NW-UCLA store.
+UCLA_SAMPLE_COLUMNS = {
+    "name": str,
+    "label": np.int16,
+    "action": np.int16,
+    "subject": np.int16,
+    "take": np.int16,
+    "view": np.int16,
+    "n_frames": np.int32,
+    "n_bodies": np.int8,
+}
+
+
+def sample_columns(spec: DatasetSpec) -> Dict[str, object]:
+    """The per-sample columns of a store of this data set."""
+    return UCLA_SAMPLE_COLUMNS if spec.family == "ucla" else NTU_SAMPLE_COLUMNS
+
+
 #: Denoising counts summed over a store (``skeldata stats``, the build summary).
 REPORT_COLUMNS = ("frames_dropped", "removed_by_length", "removed_by_spread", "unassigned", "rows_removed")
 

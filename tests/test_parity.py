@@ -140,7 +140,7 @@ def test_shared_parity_sets_stage_by_stage(unpacked, tmp_path, set_name, dataset
 def test_sets_the_reference_crashes_on_are_handled(unpacked, tmp_path):
     raw = unpacked("setA-crash")
     ntu60 = unpacked("setA-ntu60")
-    alone = build([ntu60], tmp_path / "alone.h5", "ntu60")
+    build([ntu60], tmp_path / "alone.h5", "ntu60")
     summary = build([raw, ntu60], tmp_path / "with_crash.h5", "ntu60", jobs=2)
     assert not summary.errors
     assert dict(summary.dropped) == {"no_body": 3, "all_bodies_short": 1}

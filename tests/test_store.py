@@ -111,9 +111,9 @@ def test_dataloader_workers_read_the_store(store_path, context):
 
 def test_an_interrupted_build_leaves_no_store(tmp_path, monkeypatch):
     out = tmp_path / "ntu60.h5"
-    from skeldata import build as build_module
+    from skeldata.process import PROCESSORS
 
-    original = build_module.process_file
+    suffix, original = PROCESSORS["ntu"]
     calls = {"n": 0}
 
     def failing(item, dataset):
@@ -122,7 +122,7 @@ def test_an_interrupted_build_leaves_no_store(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return original(item, dataset)
 
-    monkeypatch.setattr(build_module, "process_file", failing)
+    monkeypatch.setitem(PROCESSORS, "ntu", (suffix, failing))
     with pytest.raises(KeyboardInterrupt):
         build([FIXTURES / "ntu60"], out, "ntu60")
     assert list(tmp_path.iterdir()) == []
@@ -131,12 +131,12 @@ def test_an_interrupted_build_leaves_no_store(tmp_path, monkeypatch):
 def test_an_interrupted_build_keeps_the_previous_store(tmp_path, monkeypatch, store_path):
     out = tmp_path / "ntu60.h5"
     out.write_bytes(store_path.read_bytes())
-    from skeldata import build as build_module
+    from skeldata.process import PROCESSORS
 
     def failing(item, dataset):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(build_module, "process_file", failing)
+    monkeypatch.setitem(PROCESSORS, "ntu", (".skeleton", failing))
     with pytest.raises(KeyboardInterrupt):
         build([FIXTURES / "ntu60"], out, "ntu60")
     assert out.read_bytes() == store_path.read_bytes()

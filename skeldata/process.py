@@ -1,0 +1,124 @@
+"""What happens to one raw file, in a worker process: parse, extract, denoise, centre.
+
+Kept free of HDF5, pandas and joblib so that worker processes start quickly. Every function here
+turns bad input into a :class:`FileOutcome` with a reason instead of raising.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Optional, Tuple
+
+import numpy as np
+
+from .datasets import DatasetSpec, get_dataset
+from .errors import MalformedFileError, SampleDropped
+from .formats.ntu import SampleName, parse_name, read_skeleton
+from .formats.ucla import parse_ucla_name, read_ucla
+from .pipeline.denoise import DenoiseReport, denoise
+from .pipeline.extract import RawSample, group_bodies
+from .pipeline.transform import centre, to_bodies
+
+Item = Tuple[str, Path]
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one raw file: a sample (``row`` and ``joints`` or ``raw``) or a drop and why."""
+
+    name: str
+    row: Optional[dict] = None
+    joints: Optional[np.ndarray] = None
+    raw: Optional[RawSample] = None
+    reason: Optional[str] = None
+    detail: str = ""
+
+
+def _outcome_of_failure(name: str, exc: Exception) -> FileOutcome:
+    if isinstance(exc, SampleDropped):
+        return FileOutcome(name, reason=exc.code, detail=exc.detail)
+    return FileOutcome(name, reason="malformed", detail=str(exc))
+
+
+# ------------------------------------------------------------------------------------------------- NTU
+
+def check_ntu_name(name: str, path: Path, spec: DatasetSpec) -> SampleName:
+    try:
+        fields = parse_name(name)
+    except ValueError as exc:
+        raise MalformedFileError(str(path), str(exc)) from None
+    if fields.setup > spec.max_setup or fields.action > spec.num_classes:
+        raise SampleDropped("not_in_dataset",
+                            f"setup S{fields.setup:03d} / action A{fields.action:03d} is outside {spec.name} "
+                            f"(S001-S{spec.max_setup:03d}, A001-A{spec.num_classes:03d})")
+    return fields
+
+
+def ntu_name_columns(fields: SampleName) -> dict:
+    return {"name": fields.name, "label": fields.label, "setup": fields.setup, "camera": fields.camera,
+            "performer": fields.performer, "replication": fields.replication}
+
+
+def report_columns(raw_frames: int, frames_dropped: int, report: DenoiseReport) -> dict:
+    return {"raw_frames": raw_frames, "frames_dropped": frames_dropped, "bodies": report.bodies,
+            "removed_by_length": report.removed_by_length, "removed_by_spread": report.removed_by_spread,
+            "unassigned": report.unassigned, "rows_removed": report.rows_removed}
+
+
+def _extract_ntu(name: str, path: Path, spec: DatasetSpec) -> Tuple[SampleName, RawSample]:
+    fields = check_ntu_name(name, path, spec)
+    raw = group_bodies(name, read_skeleton(path))
+    if not raw.bodies:
+        raise SampleDropped("no_body", f"all {raw.raw_frames} frames have 0 bodies")
+    return fields, raw
+
+
+def process_ntu_file(item: Item, dataset: str) -> FileOutcome:
+    """The whole pipeline on one ``.skeleton`` file."""
+    name, path = item
+    spec = get_dataset(dataset)
+    try:
+        fields, raw = _extract_ntu(name, path, spec)
+        denoised = denoise(raw)
+        joints = to_bodies(centre(denoised.joints), spec.max_bodies)
+    except (MalformedFileError, SampleDropped) as exc:
+        return _outcome_of_failure(name, exc)
+    row = ntu_name_columns(fields)
+    row.update(n_frames=len(joints), n_bodies=denoised.actors)
+    row.update(report_columns(raw.raw_frames, len(raw.dropped_frames), denoised.report))
+    return FileOutcome(name, row=row, joints=joints)
+
+
+def extract_ntu_file(item: Item, dataset: str) -> FileOutcome:
+    """Stage 1 only: parse one ``.skeleton`` file and group its bodies."""
+    name, path = item
+    try:
+        fields, raw = _extract_ntu(name, path, get_dataset(dataset))
+    except (MalformedFileError, SampleDropped) as exc:
+        return _outcome_of_failure(name, exc)
+    return FileOutcome(name, row=ntu_name_columns(fields), raw=raw)
+
+
+# --------------------------------------------------------------------------------------------- NW-UCLA
+
+def process_ucla_file(item: Item, dataset: str = "ucla") -> FileOutcome:
+    """One NW-UCLA ``all_sqe`` file: its joints as they are, one body."""
+    name, path = item
+    try:
+        try:
+            fields = parse_ucla_name(name)
+        except ValueError as exc:
+            raise MalformedFileError(str(path), str(exc)) from None
+        joints = read_ucla(path)[:, None]
+    except MalformedFileError as exc:
+        return _outcome_of_failure(name, exc)
+    row = {"name": fields.name, "label": fields.label, "action": fields.action, "subject": fields.subject,
+           "take": fields.take, "view": fields.view, "n_frames": len(joints), "n_bodies": 1}
+    return FileOutcome(name, row=row, joints=joints)
+
+
+#: dataset family -> (file suffix, the one-pass worker)
+PROCESSORS: Dict[str, Tuple[str, Callable[[Item, str], FileOutcome]]] = {
+    "ntu": (".skeleton", process_ntu_file),
+    "ucla": (".json", process_ucla_file),
+}
