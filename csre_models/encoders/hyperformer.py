@@ -163,13 +163,13 @@ class HypergraphAttentionUnit(nn.Module):
         self.skip_proj = (nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False)
                           if in_channels != out_channels else nn.Identity())
         self.pe_proj = nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False)
-        membership = F.one_hot(part_labels).float()
+        membership = F.one_hot(part_labels).float()  # (V, parts)
         self.register_buffer("part_mean", membership / membership.sum(dim=0), persistent=False)
-        self.register_buffer("part_labels", part_labels, persistent=False)
+        self.register_buffer("part_to_joint", membership.t().contiguous(), persistent=False)
 
     def hyperedges(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C_in, T, V) -> (N, C_out, T, V)``: each joint gets the projected mean of its body part."""
-        return self.pe_proj(x @ self.part_mean)[..., self.part_labels]
+        return self.pe_proj(x @ self.part_mean) @ self.part_to_joint
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         normed = self.norm1(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
