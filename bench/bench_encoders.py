@@ -5,7 +5,7 @@ official model is timed too when its repository is given by path; it is imported
 time (nothing of it is copied into the project)::
 
     python bench/bench_encoders.py --official ctrgcn=/tmp/CTR-GCN --official agcn=/tmp/2s-AGCN \\
-                                   --official hcn=/tmp/HCN-pytorch
+                                   --official hcn=/tmp/HCN-pytorch --official hyperformer=/tmp/Hyperformer
 
 Both models get the same weights (the official state dict, loaded with ``load_reference_state_dict``)
 and the same input; the ``max |diff|`` column is the largest eval-mode logit difference on the first
@@ -14,7 +14,8 @@ sample, relative to the largest logit, as a check that the two compute the same 
 Official code needs two allowances on a CPU-only machine without its optional packages: 2s-AGCN moves
 its graph with ``tensor.cuda(x.get_device())``, which is made a no-op while the official model runs,
 and HCN imports ``torchvision`` and ``openpyxl`` without using them, which get empty stand-ins when
-they are not installed.
+they are not installed. Hyperformer's ``forward(x, y)`` returns ``(logits, y)``; it is called through
+:class:`LogitsOnly`.
 """
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ from csre_models import create_encoder
 #: repositories with a ``model`` package can be benchmarked in one run.
 OFFICIAL_PACKAGES = ("model", "graph", "utils")
 NTU_GRAPH = dict(graph="graph.ntu_rgb_d.Graph", graph_args={"labeling_mode": "spatial"})
+#: ``joint_label`` (body part of each joint) of the official Hyperformer NTU configs.
+HYPERFORMER_NTU_JOINT_LABEL = [0, 4, 2, 2, 2, 2, 1, 1, 2, 2, 1, 1, 2, 3, 3, 3, 2, 3, 3, 3, 1, 0, 1, 0, 1]
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Setting:
     official_kwargs: Dict
     unused_imports: Sequence[str] = ()
     calls_cuda: bool = False
+    takes_label: bool = False
     num_class: int = 60
     layout_kwargs: Dict = field(default_factory=lambda: dict(layout="ntu25", num_person=2))
 
@@ -67,6 +71,9 @@ SETTINGS = {
     "hcn": Setting("hcn", 64, "model.HCN", "HCN",
                    dict(in_channel=3, num_joint=25, num_person=2, out_channel=64, window_size=64, num_class=60),
                    unused_imports=("torchvision", "openpyxl")),
+    "hyperformer": Setting("hyperformer", 64, "model.Hyperformer", "Model",
+                           dict(num_class=60, num_point=25, num_person=2, joint_label=HYPERFORMER_NTU_JOINT_LABEL,
+                                **NTU_GRAPH), takes_label=True),
 }
 
 
@@ -114,11 +121,27 @@ def cuda_calls_stay_on_cpu(active: bool) -> Iterator[None]:
         torch.Tensor.cuda = original
 
 
+class LogitsOnly(nn.Module):
+    """An official model whose forward is ``forward(x, y) -> (logits, y, ...)``, called as ``model(x)``.
+
+    It is held as ``module`` (as DataParallel holds it), a state-dict prefix that ``load_reference_state_dict``
+    strips.
+    """
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x, None)[0]
+
+
 def build_official(setting: Setting, repo: Path) -> nn.Module:
     """The official model, built while its repository is importable (its graph is imported on construction)."""
     with official_imports(repo, setting.unused_imports), contextlib.redirect_stdout(io.StringIO()):
         module = importlib.import_module(setting.official_module)
-        return getattr(module, setting.official_class)(**setting.official_kwargs)
+        model = getattr(module, setting.official_class)(**setting.official_kwargs)
+    return LogitsOnly(model) if setting.takes_label else model
 
 
 def time_training_step(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, runs: int, warmup: int) -> float:
