@@ -10,7 +10,13 @@ import pytest
 from conftest import FIXTURES
 from skeldata.errors import MalformedFileError
 from skeldata.formats._decimal import MAX_TOKEN_CHARS, parse_plain_decimals
+from skeldata.formats import ntu
 from skeldata.formats.ntu import _parse_fast, _parse_strict, parse_name, parse_skeleton, read_skeleton
+
+needs_compiled = pytest.mark.skipif(ntu._compiled is None, reason="the optional C reader was not built "
+                                                                  "(or SKELDATA_NO_C_READER is set)")
+FAST_PARSERS = [pytest.param(_parse_fast, id="numpy"),
+                pytest.param(ntu._parse_compiled, id="compiled", marks=needs_compiled)]
 
 FIXTURE_FILES = sorted((FIXTURES / "ntu60").glob("*.skeleton")) + sorted((FIXTURES / "ntu120").glob("*.skeleton"))
 
@@ -33,10 +39,11 @@ def test_parse_name_rejects_other_names(name):
         parse_name(name)
 
 
+@pytest.mark.parametrize("fast_parser", FAST_PARSERS)
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name)
-def test_fast_and_strict_parsers_agree_with_the_reference(path):
+def test_fast_and_strict_parsers_agree_with_the_reference(path, fast_parser):
     data = path.read_bytes()
-    fast, strict = _parse_fast(data), _parse_strict(data, str(path))
+    fast, strict = fast_parser(data), _parse_strict(data, str(path))
     assert fast is not None, "fixture files are well formed and should take the fast path"
     expected = reference_joints(data)
     for parsed in (fast, strict):
@@ -46,6 +53,17 @@ def test_fast_and_strict_parsers_agree_with_the_reference(path):
     assert np.array_equal(fast.record_frame, strict.record_frame)
     assert np.array_equal(fast.dropped_frames, strict.dropped_frames)
     assert fast.raw_frames == strict.raw_frames == int(data.split()[0])
+
+
+@pytest.mark.parametrize("fast_parser", FAST_PARSERS)
+def test_fast_paths_handle_exponents_tabs_and_signs(fast_parser):
+    line = "-8.967501E-05\t+0.25 -0 250.1 200.2 960.3 540.4 0.9 0.1 0.1 1e-3 2"
+    text = "1\r\n1\r\n" + body("42", 0.5, joint_line=line)
+    parsed = fast_parser(text.encode())
+    strict = _parse_strict(text.encode(), "x")
+    assert parsed is None or parsed.joints.tobytes() == strict.joints.tobytes()
+    assert strict.joints[0, 0].tolist() == [np.float32(-8.967501e-05), 0.25, 0.0]
+    assert np.signbit(strict.joints[0, 0, 2])
 
 
 def test_crlf_and_lf_give_the_same_records():
@@ -102,6 +120,10 @@ def test_decimal_fast_path_is_correctly_rounded():
 # ---------------------------------------------------------------------------------------------- errors
 
 def malformed(text: str) -> MalformedFileError:
+    """The strict parser's error for ``text``, after checking that both fast paths refuse it."""
+    assert _parse_fast(text.encode()) is None
+    if ntu._compiled is not None:
+        assert ntu._parse_compiled(text.encode()) is None
     with pytest.raises(MalformedFileError) as info:
         parse_skeleton(text.encode(), "S001C001P001R001A001.skeleton")
     return info.value

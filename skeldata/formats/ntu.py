@@ -15,12 +15,15 @@ in a frame its tracking id and the camera-space ``x, y, z`` of its 25 joints (fl
 correctly rounded double, exactly as the reference reads them). The other fields are checked for
 shape (token counts) and characters but not stored.
 
-A file is parsed by a vectorised fast path. Whenever the fast path sees anything unusual (extra
-spaces, an exponent, a stray character) the file goes through :func:`_parse_strict`, a
-line-by-line parser that gives the same values and, on bad input, the line and what was expected.
+A file is parsed by a fast path: the compiled reader ``_ntu_c`` when it was built at install time
+(it is optional), else a vectorised numpy reader. Whenever the fast path sees anything unusual
+(other whitespace, a stray character, a wrong count) the file goes through :func:`_parse_strict`,
+a line-by-line parser that gives the same values and, on bad input, the line and what was
+expected. All three give bit-identical records; set ``SKELDATA_NO_C_READER=1`` to use the numpy one.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,8 +107,36 @@ def read_skeleton(path: Union[str, Path]) -> SkeletonRecords:
 
 def parse_skeleton(data: bytes, source: str = "<bytes>") -> SkeletonRecords:
     """Parse the bytes of a ``.skeleton`` file; ``source`` names it in error messages."""
-    fast = _parse_fast(data)
+    fast = _parse_compiled(data) if _compiled is not None else _parse_fast(data)
     return fast if fast is not None else _parse_strict(data, source)
+
+
+def _load_compiled_reader():
+    if os.environ.get("SKELDATA_NO_C_READER"):
+        return None
+    try:
+        from . import _ntu_c
+    except ImportError:
+        return None
+    return _ntu_c
+
+
+_compiled = _load_compiled_reader()
+
+
+def _parse_compiled(data: bytes) -> Optional[SkeletonRecords]:
+    """The compiled reader; ``None`` when the file needs the strict parser."""
+    parsed = _compiled.parse(data)
+    if parsed is None:
+        return None
+    raw_frames, dropped, body_ids, record_frame, joints = parsed
+    return SkeletonRecords(
+        raw_frames=raw_frames,
+        dropped_frames=np.frombuffer(dropped, dtype=np.int64),
+        body_ids=body_ids,
+        record_frame=np.frombuffer(record_frame, dtype=np.int64),
+        joints=np.frombuffer(joints, dtype=np.float32).reshape(-1, NUM_JOINTS, 3),
+    )
 
 
 # --------------------------------------------------------------------------------------------- fast path

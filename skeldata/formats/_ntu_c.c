@@ -1,0 +1,247 @@
+/*
+ * Fast reader of NTU RGB+D .skeleton files (Kinect v2 text format), for skeldata.formats.ntu.
+ *
+ * parse(data: bytes) -> (raw_frames, dropped, body_ids, record_frame, joints) or None
+ *
+ *   raw_frames    int, the frame count on line 1
+ *   dropped       bytes: int64 indices of the frames without a body
+ *   body_ids      list of str: the tracking id of every body record, in file order
+ *   record_frame  bytes: int64 index (among frames with a body) of every body record
+ *   joints        bytes: float32 (records, 25, 3), camera-space x, y, z
+ *
+ * None means "not a plain, well-formed file": the caller then runs the strict Python parser, which
+ * gives the same values or an error naming the line. So this reader only has to be right on
+ * well-formed input and to refuse everything else; it never raises on bad data.
+ *
+ * Numbers: x, y, z are converted exactly as Python's float() converts them (correctly rounded
+ * doubles), then rounded to float32, as the reference does. A plain decimal of at most 15 digits is
+ * an exact integer divided by an exact power of ten: one IEEE division, correctly rounded. Every
+ * other token goes through PyOS_string_to_double, CPython's own correctly rounded conversion.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define NUM_JOINTS 25
+#define BODY_TOKENS 10
+#define JOINT_TOKENS 12
+#define MAX_TOKEN 64
+
+static const double POW10[16] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
+                                 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+
+typedef struct {
+    const char *p;
+    const char *end;
+} Cursor;
+
+typedef struct {
+    char *data;
+    Py_ssize_t size;
+    Py_ssize_t capacity;
+} Buffer;
+
+static int buffer_append(Buffer *b, const void *item, Py_ssize_t n) {
+    if (b->size + n > b->capacity) {
+        Py_ssize_t capacity = b->capacity ? b->capacity : 4096;
+        while (capacity < b->size + n) capacity *= 2;
+        char *grown = PyMem_Realloc(b->data, capacity);
+        if (!grown) return -1;
+        b->data = grown;
+        b->capacity = capacity;
+    }
+    memcpy(b->data + b->size, item, n);
+    b->size += n;
+    return 0;
+}
+
+static int is_blank(char c) { return c == ' ' || c == '\t'; }
+
+static int is_number_char(char c) {
+    return (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E';
+}
+
+/* Next token of the current line: [*start, *stop). 0 at the end of the line (cursor left there). */
+static int next_token(Cursor *c, const char **start, const char **stop) {
+    while (c->p < c->end && is_blank(*c->p)) c->p++;
+    if (c->p >= c->end || *c->p == '\r' || *c->p == '\n') return 0;
+    *start = c->p;
+    while (c->p < c->end && !is_blank(*c->p) && *c->p != '\r' && *c->p != '\n') c->p++;
+    *stop = c->p;
+    return 1;
+}
+
+/* Consume the end of a line: optional blanks, optional CR, then LF or the end of the data. */
+static int end_line(Cursor *c) {
+    while (c->p < c->end && is_blank(*c->p)) c->p++;
+    if (c->p < c->end && *c->p == '\r') c->p++;
+    if (c->p >= c->end) return 1;
+    if (*c->p != '\n') return 0;
+    c->p++;
+    return 1;
+}
+
+static int numeric_token(const char *start, const char *stop) {
+    for (const char *q = start; q < stop; q++)
+        if (!is_number_char(*q)) return 0;
+    return stop > start;
+}
+
+/* A line holding one non-negative integer. */
+static int count_line(Cursor *c, long *value) {
+    const char *start, *stop;
+    if (!next_token(c, &start, &stop)) return 0;
+    if (stop - start > 9) return 0;
+    long v = 0;
+    for (const char *q = start; q < stop; q++) {
+        if (*q < '0' || *q > '9') return 0;
+        v = v * 10 + (*q - '0');
+    }
+    *value = v;
+    const char *s2, *e2;
+    if (next_token(c, &s2, &e2)) return 0;
+    return end_line(c);
+}
+
+/* The correctly rounded double of a numeric token; 0 if it is not a finite number. */
+static int token_to_double(const char *start, const char *stop, double *out) {
+    const char *q = start;
+    int negative = 0;
+    if (*q == '-' || *q == '+') { negative = (*q == '-'); q++; }
+    double mantissa = 0.0;
+    int digits = 0, fraction = 0, dots = 0, plain = 1;
+    for (; q < stop; q++) {
+        if (*q >= '0' && *q <= '9') {
+            mantissa = mantissa * 10.0 + (*q - '0');
+            digits++;
+            if (dots) fraction++;
+        } else if (*q == '.' && !dots) {
+            dots = 1;
+        } else {
+            plain = 0;
+            break;
+        }
+    }
+    if (plain && digits >= 1 && digits <= 15) {
+        double value = mantissa / POW10[fraction];
+        *out = negative ? -value : value;
+        return 1;
+    }
+    char copy[MAX_TOKEN + 1];
+    Py_ssize_t n = stop - start;
+    if (n > MAX_TOKEN) return 0;
+    memcpy(copy, start, n);
+    copy[n] = '\0';
+    char *end = NULL;
+    double value = PyOS_string_to_double(copy, &end, NULL);
+    if (value == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return 0; }
+    if (end != copy + n || !Py_IS_FINITE(value)) return 0;
+    *out = value;
+    return 1;
+}
+
+typedef struct {
+    Buffer dropped, record_frame, joints;
+    PyObject *ids;
+} Result;
+
+static int body(Cursor *c, Result *r, int64_t frame) {
+    const char *start, *stop;
+    /* body line: id + 9 numbers */
+    if (!next_token(c, &start, &stop)) return 0;
+    PyObject *id = PyUnicode_DecodeASCII(start, stop - start, NULL);
+    if (!id) { PyErr_Clear(); return 0; }
+    int appended = PyList_Append(r->ids, id);
+    Py_DECREF(id);
+    if (appended < 0) return -1;
+    for (int t = 1; t < BODY_TOKENS; t++)
+        if (!next_token(c, &start, &stop) || !numeric_token(start, stop)) return 0;
+    if (next_token(c, &start, &stop) || !end_line(c)) return 0;
+    long joints;
+    if (!count_line(c, &joints) || joints != NUM_JOINTS) return 0;
+    if (buffer_append(&r->record_frame, &frame, sizeof frame) < 0) return -1;
+    for (int j = 0; j < NUM_JOINTS; j++) {
+        float xyz[3];
+        for (int t = 0; t < JOINT_TOKENS; t++) {
+            if (!next_token(c, &start, &stop) || !numeric_token(start, stop)) return 0;
+            if (t < 3) {
+                double value;
+                if (!token_to_double(start, stop, &value)) return 0;
+                xyz[t] = (float)value;
+            }
+        }
+        if (next_token(c, &start, &stop) || !end_line(c)) return 0;
+        if (buffer_append(&r->joints, xyz, sizeof xyz) < 0) return -1;
+    }
+    return 1;
+}
+
+/* 1: parsed; 0: not well formed; -1: out of memory (exception set). */
+static int parse_all(Cursor *c, Result *r, long *raw_frames) {
+    if (!count_line(c, raw_frames)) return 0;
+    int64_t valid = -1;
+    for (int64_t frame = 0; frame < *raw_frames; frame++) {
+        long bodies;
+        if (!count_line(c, &bodies)) return 0;
+        if (bodies == 0) {
+            if (buffer_append(&r->dropped, &frame, sizeof frame) < 0) return -1;
+            continue;
+        }
+        valid++;
+        for (long b = 0; b < bodies; b++) {
+            int status = body(c, r, valid);
+            if (status != 1) return status;
+        }
+    }
+    /* only blank lines may follow */
+    for (; c->p < c->end; c->p++)
+        if (!is_blank(*c->p) && *c->p != '\r' && *c->p != '\n') return 0;
+    return 1;
+}
+
+static PyObject *as_bytes(Buffer *b) {
+    return PyBytes_FromStringAndSize(b->size ? b->data : "", b->size);
+}
+
+static PyObject *parse(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    Cursor c = {(const char *)view.buf, (const char *)view.buf + view.len};
+    Result r = {{0}, {0}, {0}, PyList_New(0)};
+    PyObject *out = NULL;
+    long raw_frames = 0;
+    if (!r.ids) goto done;
+    int status = parse_all(&c, &r, &raw_frames);
+    if (status < 0) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto done;
+    }
+    if (status == 0) {
+        out = Py_None;
+        Py_INCREF(out);
+        goto done;
+    }
+    PyObject *dropped = as_bytes(&r.dropped), *frames = as_bytes(&r.record_frame), *joints = as_bytes(&r.joints);
+    if (dropped && frames && joints)
+        out = Py_BuildValue("(lOOOO)", raw_frames, dropped, r.ids, frames, joints);
+    Py_XDECREF(dropped);
+    Py_XDECREF(frames);
+    Py_XDECREF(joints);
+done:
+    Py_XDECREF(r.ids);
+    PyMem_Free(r.dropped.data);
+    PyMem_Free(r.record_frame.data);
+    PyMem_Free(r.joints.data);
+    PyBuffer_Release(&view);
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"parse", parse, METH_O, "parse(data) -> (raw_frames, dropped, body_ids, record_frame, joints) or None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_ntu_c", "Fast .skeleton reader.", -1, methods};
+
+PyMODINIT_FUNC PyInit__ntu_c(void) { return PyModule_Create(&module); }
