@@ -32,6 +32,17 @@ _raw_option = click.option("--raw", "raw_dirs", required=True, multiple=True,
 _jobs_option = click.option("--jobs", "-j", default=1, show_default=True, type=int,
                             help="Processes that parse files in parallel (-1: one per CPU).")
 _quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def _parse_streams(ctx, param, value: str):
+    streams = tuple(s.strip() for s in value.split(",") if s.strip())
+    unknown = [s for s in streams if s not in ("joint", "bone", "motion")]
+    if unknown or "joint" not in streams:
+        raise click.BadParameter(f"give a comma-separated subset of joint,bone,motion that includes joint; got {value!r}")
+    return streams
+
+
+_streams_option = click.option("--streams", default="joint,bone,motion", show_default=True, callback=_parse_streams,
+                               help="Streams to store as datasets. The others are still served by the Python "
+                                    "API, computed from the joints on read.")
 _compression_option = click.option("--compression", default="lzf", show_default=True,
                                    type=click.Choice(["lzf", "gzip", "none"]),
                                    help="HDF5 compression of the frame data (gzip: smaller, slower, "
@@ -47,8 +58,10 @@ _compression_option = click.option("--compression", default="lzf", show_default=
               help="Exit 0 even when some files could not be parsed (they are still listed).")
 @_quiet_option
 @_compression_option
+@_streams_option
 @reports_errors
-def build(dataset: str, raw_dirs, out: str, jobs: int, allow_errors: bool, quiet: bool, compression: str) -> None:
+def build(dataset: str, raw_dirs, out: str, jobs: int, allow_errors: bool, quiet: bool, compression: str,
+          streams) -> None:
     """Raw .skeleton files to a store: extract, denoise and transform in one pass.
 
     The result is numerically identical to the published SGN-family scripts. Files whose frames
@@ -64,7 +77,8 @@ def build(dataset: str, raw_dirs, out: str, jobs: int, allow_errors: bool, quiet
       skeldata build --dataset ucla --raw NW-UCLA/all_sqe --out ucla.h5
     """
     from skeldata.build import build as run_build
-    summary = run_build(raw_dirs, out, dataset, jobs=jobs, progress=not quiet, compression=compression)
+    summary = run_build(raw_dirs, out, dataset, jobs=jobs, progress=not quiet, compression=compression,
+                        streams=streams)
     _print_summary("build", summary)
     _exit_for_errors(summary, allow_errors)
 
@@ -115,8 +129,9 @@ def denoise(raw_file: str, out: str, quiet: bool, compression: str) -> None:
 @out_option("Store to write.")
 @_quiet_option
 @_compression_option
+@_streams_option
 @reports_errors
-def transform(denoised_file: str, out: str, quiet: bool, compression: str) -> None:
+def transform(denoised_file: str, out: str, quiet: bool, compression: str, streams) -> None:
     """Stage 3: centre every sample, derive the bone and motion streams, add the benchmark splits.
 
     \b
@@ -124,26 +139,41 @@ def transform(denoised_file: str, out: str, quiet: bool, compression: str) -> No
       skeldata transform ntu60-denoised.h5 --out ntu60.h5
     """
     from skeldata.build import transform_file
-    _print_summary("transform", transform_file(denoised_file, out, progress=not quiet, compression=compression))
+    _print_summary("transform", transform_file(denoised_file, out, progress=not quiet, compression=compression,
+                                               streams=streams))
 
 
 @main.command()
 @click.argument("store", type=click.Path(exists=True, dir_okay=False, path_type=str))
-@click.option("--format", "fmt", required=True, type=click.Choice(["sgn-npz"]),
-              help="sgn-npz: the NTU60_CS.npz-style file of the SGN-family scripts (CTR-GCN, CSRE, ...).")
-@click.option("--benchmark", required=True, help="Benchmark to export: ntu60 xsub|xview, ntu120 xsub|xset.")
+@click.option("--format", "fmt", required=True, type=click.Choice(["sgn-npz", "pyskl"]),
+              help="sgn-npz: the NTU60_CS.npz-style file of the SGN-family scripts (CTR-GCN, CSRE, ...); "
+                   "pyskl: the pyskl / mmaction2 annotation pickle, every benchmark of the store.")
+@click.option("--benchmark", default=None,
+              help="Benchmark to export, sgn-npz only and required there: ntu60 xsub|xview, ntu120 xsub|xset.")
 @out_option("File to write.")
 @reports_errors
 def export(store: str, fmt: str, benchmark: str, out: str) -> None:
     """Write a store in a format existing training code reads.
 
+    pyskl: split names are <bench>_train and <bench>_val (val is the store's test part); keypoint
+    float32 (M, T, V, 3) with M the sample's bodies.
+
     \b
     Example:
       skeldata export ntu60.h5 --format sgn-npz --benchmark xsub --out NTU60_CS.npz
+      skeldata export ntu60.h5 --format pyskl --out ntu60_3danno.pkl
     """
-    from skeldata.export import export_sgn_npz
+    from skeldata.export import export_pyskl, export_sgn_npz
     from skeldata.store import open_store
+
+    from .skeldata_convert import check_benchmark_option
+    check_benchmark_option(fmt, benchmark)
     with open_store(store) as opened:
+        if fmt == "pyskl":
+            sizes = export_pyskl(opened, out)
+            splits = ", ".join(f"{key} {count:,}" for key, count in sizes.items()) or "no split"
+            click.echo(f"skeldata export: {out}: {len(opened):,} samples; {splits}")
+            return
         n_train, n_test = export_sgn_npz(opened, benchmark, out)
     click.echo(f"skeldata export: {out}: {benchmark} train {n_train:,}, test {n_test:,} samples")
 
@@ -194,6 +224,10 @@ def _exit_for_errors(summary, allow_errors: bool) -> None:
                    f"the output was written without them (use --allow-errors to exit 0)", err=True)
         sys.exit(EXIT_FAILED)
 
+
+from .skeldata_convert import import_command  # noqa: E402  (the command lives in its own module)
+
+main.add_command(import_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

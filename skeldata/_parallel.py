@@ -1,31 +1,95 @@
-"""Ordered parallel map over files with joblib, falling back to a plain loop for one job."""
+"""Worker processes (joblib's loky executor) for parsing files and compressing chunks.
+
+One pool serves both jobs of a build: the per-file pipeline, whose results must come back in file
+order, and the compression of finished HDF5 chunks, whose results may come back in any order. With
+one job there is no pool and everything runs in the calling process.
+"""
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence, TypeVar
+import os
+from collections import deque
+from typing import Any, Callable, Iterator, List, Optional, Sequence, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-def ordered_map(fn: Callable[..., R], items: Sequence[T], jobs: int = 1, *args) -> Iterator[R]:
-    """Yield ``fn(item, *args)`` for every item, in input order, using ``jobs`` worker processes.
-
-    Results are consumed as they arrive, and joblib only dispatches a few batches ahead, so memory
-    stays bounded however many items there are. ``jobs <= 0`` means one worker per CPU (joblib's
-    convention: -1 all CPUs, -2 all but one).
-    """
-    if jobs == 1 or len(items) <= 1:
-        return (fn(item, *args) for item in items)
-    from joblib import Parallel, delayed
-
-    parallel = Parallel(n_jobs=jobs, return_as="generator", batch_size="auto", pre_dispatch="2*n_jobs")
-    return iter(parallel(delayed(fn)(item, *args) for item in items))
-
-
 def resolve_jobs(jobs: int) -> int:
-    """The number of processes ``jobs`` stands for (joblib's negative convention resolved)."""
-    import os
+    """The number of processes ``jobs`` stands for (joblib's convention: -1 all CPUs, -2 all but one)."""
     cpus = os.cpu_count() or 1
-    if jobs > 0:
-        return jobs
-    return max(1, cpus + 1 + jobs)
+    return jobs if jobs > 0 else max(1, cpus + 1 + jobs)
+
+
+def _run_batch(fn: Callable[..., R], batch: Sequence[T], args: tuple) -> List[R]:
+    return [fn(item, *args) for item in batch]
+
+
+class _Done:
+    """A finished result with the interface of a future, for the one-process case."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def result(self) -> Any:
+        return self.value
+
+    def done(self) -> bool:
+        return True
+
+
+class WorkerPool:
+    """``jobs`` worker processes, or none for ``jobs == 1``.
+
+    Use as a context manager; the workers are joblib's reusable loky executor, so a second build in
+    the same process reuses them.
+    """
+
+    def __init__(self, jobs: int = 1):
+        self.jobs = resolve_jobs(jobs)
+        self._executor = None
+        if self.jobs > 1:
+            from joblib.externals.loky import get_reusable_executor
+            self._executor = get_reusable_executor(max_workers=self.jobs)
+
+    @property
+    def parallel(self) -> bool:
+        return self._executor is not None
+
+    def submit(self, fn: Callable[..., R], *args) -> Any:
+        """Run ``fn(*args)`` in a worker (or right now without workers); returns a future."""
+        if self._executor is None:
+            return _Done(fn(*args))
+        return self._executor.submit(fn, *args)
+
+    def ordered(self, fn: Callable[..., R], items: Sequence[T], *args, batch: int = 4) -> Iterator[R]:
+        """``fn(item, *args)`` for every item, in input order.
+
+        Items go to the workers in batches of ``batch`` and at most ``4 * jobs`` batches are in
+        flight, so memory stays bounded however many items there are.
+        """
+        if self._executor is None:
+            for item in items:
+                yield fn(item, *args)
+            return
+        batches = (items[i:i + batch] for i in range(0, len(items), batch))
+        pending: deque = deque()
+        for chunk in batches:
+            pending.append(self._executor.submit(_run_batch, fn, chunk, args))
+            if len(pending) >= 4 * self.jobs:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._executor = None  # the reusable executor stays alive for the next build in this process
+
+
+def first_done(futures: Sequence[Any]) -> Optional[int]:
+    """Index of a finished future in ``futures``, or ``None``."""
+    for index, future in enumerate(futures):
+        if future.done():
+            return index
+    return None

@@ -15,14 +15,14 @@ from typing import Dict, Iterable, Iterator, List, Sequence, Tuple, Union
 
 import numpy as np
 
-from ._parallel import ordered_map
+from ._parallel import WorkerPool
 from .datasets import DatasetSpec, get_dataset
 from .errors import SampleDropped, SkeldataError
 from .pipeline import denoise as denoise_stage
 from .pipeline.denoise import denoise
 from .pipeline.transform import centre, to_bodies
 from .process import PROCESSORS, FileOutcome, extract_ntu_file, report_columns
-from .store import REPORT_COLUMNS, StoreWriter, compute_splits, sample_columns
+from .store import DEFAULT_STREAMS, REPORT_COLUMNS, StoreWriter, compute_splits, sample_columns
 
 PathLike = Union[str, Path]
 PIPELINE_DESCRIPTION = {
@@ -102,7 +102,7 @@ def _progress(iterable: Iterable, total: int, desc: str, enabled: bool) -> Itera
 # ------------------------------------------------------------------------------------------- build
 
 def build(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int = 1,
-          progress: bool = False, compression: str = "lzf") -> BuildSummary:
+          progress: bool = False, compression: str = "lzf", streams: Sequence[str] = DEFAULT_STREAMS) -> BuildSummary:
     """Raw ``.skeleton`` folders to a store in one streaming pass.
 
     Every file is accounted for: written as a sample, or recorded in the store's ``dropped`` table
@@ -111,9 +111,9 @@ def build(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int =
     """
     spec, files, summary, attrs = _start(raw_dirs, out, dataset, jobs)
     suffix, process = PROCESSORS[spec.family]
-    with StoreWriter(out, spec, kind="store", columns=sample_columns(spec), compression=compression,
-                     attrs=attrs) as writer:
-        outcomes = ordered_map(process, files, jobs, spec.name)
+    with WorkerPool(jobs) as pool, StoreWriter(out, spec, kind="store", streams=streams, columns=sample_columns(spec),
+                                               compression=compression, attrs=attrs, pool=pool) as writer:
+        outcomes = pool.ordered(process, files, spec.name)
         for outcome in _samples(_progress(outcomes, len(files), f"build {spec.name}", progress), writer, summary):
             writer.add_sample(outcome.row, outcome.joints)
         _finish(writer, spec, summary)
@@ -162,8 +162,8 @@ def extract(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int
     spec, files, summary, attrs = _start(raw_dirs, out, dataset, jobs)
     if spec.family != "ntu":
         raise SkeldataError(f"extract is the first stage of the NTU pipeline; build {spec.name} with 'skeldata build'")
-    with RawFileWriter(out, spec, attrs, compression=compression) as writer:
-        outcomes = ordered_map(extract_ntu_file, files, jobs, spec.name)
+    with WorkerPool(jobs) as pool, RawFileWriter(out, spec, attrs, compression=compression) as writer:
+        outcomes = pool.ordered(extract_ntu_file, files, spec.name)
         for outcome in _samples(_progress(outcomes, len(files), f"extract {spec.name}", progress), writer, summary):
             writer.add_sample(outcome.row, outcome.raw)
             summary.frames += outcome.raw.num_frames
@@ -201,7 +201,7 @@ def denoise_file(raw_path: PathLike, out: PathLike, progress: bool = False,
 
 
 def transform_file(denoised_path: PathLike, out: PathLike, progress: bool = False,
-                   compression: str = "lzf") -> BuildSummary:
+                   compression: str = "lzf", streams: Sequence[str] = DEFAULT_STREAMS) -> BuildSummary:
     """Stage 3 alone: a ``denoised`` file to the final store (centred, all streams, splits)."""
     from .store import DenoisedFile
 
@@ -211,7 +211,7 @@ def transform_file(denoised_path: PathLike, out: PathLike, progress: bool = Fals
         dropped = source.dropped
         summary = BuildSummary(dataset=spec.name, output=str(out), files=len(source) + len(dropped))
         attrs = {"pipeline": PIPELINE_DESCRIPTION, "sources": [str(Path(denoised_path).resolve())]}
-        with StoreWriter(out, spec, kind="store", compression=compression, attrs=attrs) as writer:
+        with StoreWriter(out, spec, kind="store", streams=streams, compression=compression, attrs=attrs) as writer:
             _carry_dropped(zip(dropped["name"], dropped["reason"], dropped["detail"]), writer, summary)
             records = table.to_dict("records")
             for i in _progress(range(len(source)), len(source), f"transform {spec.name}", progress):

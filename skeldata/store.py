@@ -26,6 +26,8 @@ from .layouts import get_layout
 from .pipeline.streams import STREAMS, derive
 
 DEFAULT_CHUNK_FRAMES = 512
+#: Streams a store holds as datasets unless told otherwise.
+DEFAULT_STREAMS = STREAMS
 
 #: Per-sample columns of an NTU store, with their types. ``n_frames`` and ``n_bodies`` describe the
 #: stored sequence; the rest records where it came from and what the pipeline did to it.
@@ -80,17 +82,20 @@ class StoreWriter:
             writer.add_dropped(name, "no_body", "all 27 frames have 0 bodies")
             writer.commit()                       # splits, tables, complete=True, rename
 
-    Leaving the block without :meth:`commit` removes the temporary file.
+    Leaving the block without :meth:`commit` removes the temporary file. With a parallel ``pool``
+    the chunks are compressed in its worker processes.
     """
 
     def __init__(self, path: Union[str, Path], spec: DatasetSpec, kind: str = "store",
-                 streams: Sequence[str] = STREAMS, columns: Mapping[str, object] = NTU_SAMPLE_COLUMNS,
+                 streams: Sequence[str] = DEFAULT_STREAMS, columns: Mapping[str, object] = NTU_SAMPLE_COLUMNS,
                  compression: str = "lzf", chunk_frames: int = DEFAULT_CHUNK_FRAMES,
-                 attrs: Optional[Mapping[str, object]] = None):
+                 attrs: Optional[Mapping[str, object]] = None, pool=None):
         self.spec = spec
         self.layout = get_layout(spec.layout)
         self.kind = kind
-        self.stream_names = tuple(streams)
+        if "joint" not in streams or not set(streams) <= set(STREAMS):
+            raise ValueError(f"streams must include 'joint' and be among {', '.join(STREAMS)}; got {', '.join(streams)}")
+        self.stream_names = tuple(s for s in STREAMS if s in streams)
         root_attrs = {
             "dataset": spec.name,
             "layout": spec.layout,
@@ -107,7 +112,8 @@ class StoreWriter:
         h5 = self._file.file
         row_shape = (spec.max_bodies, self.layout.num_joints, 3)
         streams_group = h5.create_group("streams")
-        self._streams = {name: FrameAppender(streams_group, name, row_shape, np.float32, chunk_frames, compression)
+        self._streams = {name: FrameAppender(streams_group, name, row_shape, np.float32, chunk_frames, compression,
+                                             pool=pool)
                          for name in self.stream_names}
         self._samples = ColumnBuffer(columns)
         self._offsets: List[int] = [0]
@@ -191,8 +197,14 @@ class Store(LazyH5Reader):
                 f"frames={int(self.offsets[-1])}, streams={','.join(self.streams)}, benchmarks={benches})")
 
     @property
-    def streams(self) -> Tuple[str, ...]:
+    def stored_streams(self) -> Tuple[str, ...]:
+        """The streams held as datasets in the file (``joint`` always; ``bone``/``motion`` when built so)."""
         return tuple(self.attrs.get("streams", ()))
+
+    @property
+    def streams(self) -> Tuple[str, ...]:
+        """Every stream :meth:`sequence` serves: the stored ones, and those derived from the joints."""
+        return STREAMS if "joint" in self.stored_streams else self.stored_streams
 
     @property
     def samples(self):
@@ -220,14 +232,20 @@ class Store(LazyH5Reader):
         return int(matches[0])
 
     def sequence(self, i: int, stream: str = "joint") -> np.ndarray:
-        """Frames of sample ``i``: float32 ``(T_i, bodies, joints, 3)``."""
+        """Frames of sample ``i``: float32 ``(T_i, bodies, joints, 3)``.
+
+        ``bone`` and ``motion`` are read when the store holds them and otherwise computed from the
+        joints (:mod:`skeldata.pipeline.streams`); both ways give the same values.
+        """
         if stream not in self.streams:
             raise KeyError(f"{self.path} has no stream {stream!r}; it has {', '.join(self.streams)}")
         n = len(self)
         if not -n <= i < n:
             raise IndexError(f"sample index {i} out of range for a store of {n} samples")
         i %= n
-        return self._file()["streams"][stream][self.offsets[i]:self.offsets[i + 1]]
+        if stream in self.stored_streams:
+            return self._file()["streams"][stream][self.offsets[i]:self.offsets[i + 1]]
+        return derive(stream, self._file()["streams"]["joint"][self.offsets[i]:self.offsets[i + 1]], self.layout)
 
     @property
     def benchmarks(self) -> List[str]:

@@ -93,6 +93,12 @@ def test_wrong_inputs_to_later_stages(tmp_path):
     assert result.exit_code == 1 and "has no benchmark 'xset'" in result.stderr and not (tmp_path / "x.npz").exists()
 
 
+def test_streams_option_needs_the_joints(tmp_path):
+    result = run("build", "--dataset", "ntu60", "--raw", FIXTURES / "ntu60", "--out", tmp_path / "s.h5",
+                 "--streams", "bone,motion")
+    assert result.exit_code == 2 and "includes joint" in result.output
+
+
 @pytest.mark.parametrize("command", ["build", "extract", "denoise", "transform", "export"])
 def test_every_command_has_help_with_an_example(command):
     result = run(command, "--help")

@@ -179,3 +179,23 @@ def test_compression_choices_hold_the_same_values(tmp_path, store_path):
         assert gz.attrs["compression"] == "gzip"
         for i in range(len(lzf)):
             assert lzf.sequence(i).tobytes() == gz.sequence(i).tobytes()
+
+
+def test_streams_not_stored_are_derived_on_read(tmp_path, store_path):
+    build([FIXTURES / "ntu60"], tmp_path / "joint_only.h5", "ntu60", jobs=2, streams=("joint",))
+    with open_store(store_path) as full, open_store(tmp_path / "joint_only.h5") as lean:
+        assert lean.stored_streams == ("joint",) and lean.streams == ("joint", "bone", "motion")
+        with h5py.File(tmp_path / "joint_only.h5") as h5:
+            assert list(h5["streams"]) == ["joint"]
+        for i in range(len(full)):
+            for stream in ("bone", "motion"):
+                assert lean.sequence(i, stream).tobytes() == full.sequence(i, stream).tobytes()
+
+
+def test_parallel_chunk_compression_writes_what_hdf5_would(tmp_path, store_path):
+    build([FIXTURES / "ntu60"], tmp_path / "parallel.h5", "ntu60", jobs=2)
+    with h5py.File(tmp_path / "parallel.h5") as parallel, h5py.File(store_path) as serial:
+        for name in ("joint", "bone", "motion"):
+            assert parallel["streams"][name].compression == "lzf" and parallel["streams"][name].shuffle
+            assert np.array_equal(parallel["streams"][name][()], serial["streams"][name][()])
+            assert parallel["streams"][name].attrs["crc32"] == serial["streams"][name].attrs["crc32"]

@@ -146,6 +146,28 @@ typedef struct {
     PyObject *ids;
 } Result;
 
+/* The rest of a joint line after x, y, z: exactly JOINT_TOKENS - 3 numeric tokens, then the end of
+ * the line. One pass over the characters, counting the starts of tokens. */
+static int rest_of_joint_line(Cursor *c) {
+    int tokens = 0, in_token = 0;
+    const char *p = c->p, *end = c->end;
+    for (; p < end && *p != '\n'; p++) {
+        char ch = *p;
+        if (ch == ' ' || ch == '\t') {
+            in_token = 0;
+        } else if (is_number_char(ch)) {
+            tokens += !in_token;
+            in_token = 1;
+        } else if (ch == '\r' && (p + 1 == end || p[1] == '\n')) {
+            in_token = 0;
+        } else {
+            return 0;
+        }
+    }
+    c->p = p < end ? p + 1 : p;
+    return tokens == JOINT_TOKENS - 3;
+}
+
 static int body(Cursor *c, Result *r, int64_t frame) {
     const char *start, *stop;
     /* body line: id + 9 numbers */
@@ -161,20 +183,17 @@ static int body(Cursor *c, Result *r, int64_t frame) {
     long joints;
     if (!count_line(c, &joints) || joints != NUM_JOINTS) return 0;
     if (buffer_append(&r->record_frame, &frame, sizeof frame) < 0) return -1;
+    float xyz[NUM_JOINTS][3];
     for (int j = 0; j < NUM_JOINTS; j++) {
-        float xyz[3];
-        for (int t = 0; t < JOINT_TOKENS; t++) {
-            if (!next_token(c, &start, &stop) || !numeric_token(start, stop)) return 0;
-            if (t < 3) {
-                double value;
-                if (!token_to_double(start, stop, &value)) return 0;
-                xyz[t] = (float)value;
-            }
+        for (int t = 0; t < 3; t++) {
+            double value;
+            if (!next_token(c, &start, &stop) || !numeric_token(start, stop)
+                    || !token_to_double(start, stop, &value)) return 0;
+            xyz[j][t] = (float)value;
         }
-        if (next_token(c, &start, &stop) || !end_line(c)) return 0;
-        if (buffer_append(&r->joints, xyz, sizeof xyz) < 0) return -1;
+        if (!rest_of_joint_line(c)) return 0;
     }
-    return 1;
+    return buffer_append(&r->joints, xyz, sizeof xyz) < 0 ? -1 : 1;
 }
 
 /* 1: parsed; 0: not well formed; -1: out of memory (exception set). */

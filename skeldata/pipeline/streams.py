@@ -21,6 +21,8 @@ STREAMS = ("joint", "bone", "motion")
 def bones(joints: np.ndarray, layout: Layout) -> np.ndarray:
     """Bone vectors of ``joints (T, M, V, C)``."""
     child, parent = layout.bone_index()
+    if np.array_equal(child, np.arange(len(child))):  # one pair per joint, in joint order
+        return joints - np.take(joints, parent, axis=2)
     out = np.empty_like(joints)
     out[:, :, child] = joints[:, :, child] - joints[:, :, parent]
     return out
