@@ -185,7 +185,7 @@ def test_window_and_repr(fixture_stores):
     assert ds[1][0].shape == (3, 32, 25, 2)
     text = repr(ds)
     for fact in ("Number of datapoints: 4", str(fixture_stores["ntu60"]), "ntu60 xview", "part: test",
-                 "bone", "test (deterministic)"):
+                 "bone", "test, deterministic"):
         assert fact in text
 
 
@@ -208,6 +208,8 @@ def test_test_items_are_deterministic_and_rotation_free(fixture_stores):
     no_rotation = SkeletonDataset(fixture_stores["ntu60"], benchmark="xsub", part="test", train=True,
                                   random_rot=False, p_interval=(0.95,))
     assert np.array_equal(ds[0][0], no_rotation[0][0])
+    rotated = SkeletonDataset(fixture_stores["ntu60"], benchmark="xsub", part="test", random_rot=True)
+    assert rotated.random and not np.allclose(rotated[0][0], ds[0][0])
 
 
 def test_ntu120_one_actor_samples_repeat_the_actor(fixture_stores):

@@ -109,6 +109,8 @@ class SkeletonDataset(Dataset):
         self.return_joint = bool(return_joint)
         self.slot_per_copy = bool(slot_per_copy)
         self._check_options()
+        #: whether items take random draws (training, or a random crop or rotation asked for explicitly)
+        self.random = self.train or self.random_rot or len(self.p_interval) == 2
 
         self.sample_indices = self.store.split(benchmark, part)
         self.labels = self.store.column("label")[self.sample_indices].astype(np.int64)
@@ -175,19 +177,20 @@ class SkeletonDataset(Dataset):
             f"    Store location: {self.store.path}{' (in memory)' if self._frames is not None else ''}",
             f"    Benchmark: {self.store.dataset.name} {self.benchmark}, part: {self.part}",
             f"    Stream: {self.stream}, variant: {variant}, window: {self.window}",
-            f"    Transforms: {'train (random augmentation)' if self.train else 'test (deterministic)'}",
+            f"    Transforms: {'train' if self.train else 'test'}, "
+            f"{'random augmentation' if self.random else 'deterministic'}",
         ]
         return "\n".join(lines)
 
     # -- items ------------------------------------------------------------------------------------
     def __getitem__(self, position: int):
-        return self.item(position, _torch_seeded_generator() if self.train else None)
+        return self.item(position, _torch_seeded_generator() if self.random else None)
 
     def item(self, position: int, rng: Optional[np.random.Generator] = None):
-        """Item ``position`` with the training draws taken from ``rng`` (required when ``train``)."""
+        """Item ``position`` with the random draws taken from ``rng`` (required when :attr:`random`)."""
         if not -len(self) <= position < len(self):
             raise IndexError(f"position {position} out of range for a dataset of {len(self)} items")
-        if self.train and rng is None:
+        if self.random and rng is None:
             raise ValueError("a training item needs a numpy Generator for its random draws")
         position %= len(self)
         k = position % self.num_samples
