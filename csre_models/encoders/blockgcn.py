@@ -16,6 +16,8 @@ own ``V x V`` topology (a block-diagonal graph convolution). Three branches, eac
     W = colnorm(fc1[i]) + colnorm(rpe[i][:, hop])        # (8, V, V); colnorm: divide columns by L2 norm
     z = fc2[i](per group h: x_h @ W[h])                  # fc2[i]: 1x1 conv, 8 groups
 
+(computed as one einsum over all branches and one grouped convolution holding the three ``fc2``).
+
 ``fc1`` starts at identity matrices and ``rpe`` (one value per hop distance) at zero; ``hop(i, j)`` is the
 shortest-path distance in the skeleton graph (Hyperformer's graph, :func:`.hyperformer.hop_distances`),
 computed here, not stored in the state dict. The branches are summed, then BN, shortcut, ReLU. (The
@@ -59,6 +61,7 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ._blocks import (TEN_BLOCK_STRIDES, GraphEncoder, MultiScaleTemporalConv, bn_init, channel_shortcut,
                       conv_init, graph_temporal_blocks)
@@ -123,13 +126,18 @@ class BlockGraphConv(nn.Module):
         """``(branches, heads, V, V)``: learnt topology plus hop encoding, both column-normalised."""
         return column_normalize(self.fc1) + column_normalize(self.rpe[:, :, self.hops])
 
+    def summed_branch_convs(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Weight and bias of one grouped 1x1 convolution equal to the sum of the branches' ``fc2``, for an
+        input whose channels are ordered (group, branch, channel)."""
+        weight = torch.stack([conv.weight for conv in self.fc2], dim=1).flatten(1, 2)
+        bias = torch.stack([conv.bias for conv in self.fc2]).sum(dim=0)
+        return weight, bias
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, channels, frames, joints = x.shape
         groups = x.view(n, self.num_heads, channels // self.num_heads, frames, joints)
-        y = 0
-        for topology, conv in zip(self.topologies(), self.fc2):
-            mixed = torch.einsum("nhctv,hvw->nhctw", groups, topology)
-            y = y + conv(mixed.reshape(n, channels, frames, joints))
+        mixed = torch.einsum("nhctv,bhvw->nhbctw", groups, self.topologies()).reshape(n, -1, frames, joints)
+        y = F.conv2d(mixed, *self.summed_branch_convs(), groups=self.num_heads)
         return self.relu(self.bn(y) + self.down(x))
 
 
