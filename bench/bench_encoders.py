@@ -5,7 +5,8 @@ official model is timed too when its repository is given by path; it is imported
 time (nothing of it is copied into the project)::
 
     python bench/bench_encoders.py --official ctrgcn=/tmp/CTR-GCN --official agcn=/tmp/2s-AGCN \\
-                                   --official hcn=/tmp/HCN-pytorch --official hyperformer=/tmp/Hyperformer
+                                   --official hcn=/tmp/HCN-pytorch --official hyperformer=/tmp/Hyperformer \\
+                                   --official blockgcn=/tmp/BlockGCN
 
 Both models get the same weights (the official state dict, loaded with ``load_reference_state_dict``)
 and the same input; the ``max |diff|`` column is the largest eval-mode logit difference on the first
@@ -15,7 +16,9 @@ Official code needs two allowances on a CPU-only machine without its optional pa
 its graph with ``tensor.cuda(x.get_device())``, which is made a no-op while the official model runs,
 and HCN imports ``torchvision`` and ``openpyxl`` without using them, which get empty stand-ins when
 they are not installed. Hyperformer's ``forward(x, y)`` returns ``(logits, y)``; it is called through
-:class:`LogitsOnly`.
+:class:`LogitsOnly`, and so is BlockGCN's ``forward(x, y, joint)``, with ``joint = x``. The official BlockGCN
+imports ``torch_topological`` (with ``giotto-ph`` and ``einops``), which the project does not depend on: time
+it with an interpreter that has them, e.g. a throwaway virtual environment.
 """
 from __future__ import annotations
 
@@ -59,6 +62,7 @@ class Setting:
     unused_imports: Sequence[str] = ()
     calls_cuda: bool = False
     takes_label: bool = False
+    takes_joint: bool = False
     num_class: int = 60
     layout_kwargs: Dict = field(default_factory=lambda: dict(layout="ntu25", num_person=2))
 
@@ -74,6 +78,9 @@ SETTINGS = {
     "hyperformer": Setting("hyperformer", 64, "model.Hyperformer", "Model",
                            dict(num_class=60, num_point=25, num_person=2, joint_label=HYPERFORMER_NTU_JOINT_LABEL,
                                 **NTU_GRAPH), takes_label=True),
+    "blockgcn": Setting("blockgcn", 64, "model.BlockGCN", "Model",
+                        dict(num_class=60, num_point=25, num_person=2, window_size=64, **NTU_GRAPH),
+                        takes_label=True, takes_joint=True),
 }
 
 
@@ -122,18 +129,21 @@ def cuda_calls_stay_on_cpu(active: bool) -> Iterator[None]:
 
 
 class LogitsOnly(nn.Module):
-    """An official model whose forward is ``forward(x, y) -> (logits, y, ...)``, called as ``model(x)``.
+    """An official model whose forward is ``forward(x, y) -> (logits, y, ...)``, called as ``model(x)``;
+    with ``pass_joint``, ``forward(x, y, joint)`` called with ``joint = x``.
 
     It is held as ``module`` (as DataParallel holds it), a state-dict prefix that ``load_reference_state_dict``
     strips.
     """
 
-    def __init__(self, module: nn.Module):
+    def __init__(self, module: nn.Module, pass_joint: bool = False):
         super().__init__()
         self.module = module
+        self.pass_joint = pass_joint
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.module(x, None)[0]
+        joint = (x,) if self.pass_joint else ()
+        return self.module(x, None, *joint)[0]
 
 
 def build_official(setting: Setting, repo: Path) -> nn.Module:
@@ -141,7 +151,7 @@ def build_official(setting: Setting, repo: Path) -> nn.Module:
     with official_imports(repo, setting.unused_imports), contextlib.redirect_stdout(io.StringIO()):
         module = importlib.import_module(setting.official_module)
         model = getattr(module, setting.official_class)(**setting.official_kwargs)
-    return LogitsOnly(model) if setting.takes_label else model
+    return LogitsOnly(model, pass_joint=setting.takes_joint) if setting.takes_label else model
 
 
 def time_training_step(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, runs: int, warmup: int) -> float:
