@@ -39,21 +39,23 @@ Official behaviours that couple the samples of a batch, reproduced with ``faithf
 that official weights give the official logits), corrected with ``faithful=False``:
 
 - step 2 uses the minimum and maximum of the *whole batch*; corrected: of each sample;
-- step 5: ``TopoTrans`` does ``x.repeat(2, 1)`` while features are ordered sample-major ``(n m)``, so row
-  ``n * M + m`` (person ``m`` of sample ``n``) gets the embedding of sample ``(n * M + m) mod N`` (for
-  M = 2: ``(2n + m) mod N``), not of sample ``n``; corrected: every person gets its own sample's embedding;
 - step 4: giotto-ph leaves out pairs of zero persistence (joints with equal rows, e.g. coincident joints)
   and torch-topological pads each diagram at the front with NaN points up to the longest diagram of the
   batch; its structure-element layer sums with ``nansum``, so every padding point adds exactly 1 to
-  every element. Corrected: a sample's zero-persistence pairs and padding add nothing.
+  every element. Corrected: a sample's zero-persistence pairs and padding add nothing;
+- step 5: ``TopoTrans`` does ``x.repeat(2, 1)`` while features are ordered sample-major ``(n m)``, so row
+  ``n * M + m`` (person ``m`` of sample ``n``) gets the embedding of sample ``(n * M + m) mod N`` (for
+  M = 2: ``(2n + m) mod N``), not of sample ``n``; corrected: every person gets its own sample's embedding.
 
 With ``faithful=False`` a sample's eval-mode logits do not depend on the rest of the batch.
 
 NW-UCLA (one person): the official ``TopoTrans`` hard-codes ``repeat(2, 1)``, i.e. two persons. With one
 person the topology bias has ``2N`` rows against ``N`` feature rows: a shape error for ``N > 1``, and for
-``N = 1`` a silent broadcast to a doubled batch (the repository's comment says to edit the line into
-``x = x`` for NW-UCLA). Here the faithful mapping uses ``M`` instead of 2, which is the official mapping
-for ``M = 2`` and the edited line for ``M = 1``.
+``N = 1`` a silent broadcast to a doubled batch. The repository's comment says to edit the line into
+``x = x`` for NW-UCLA; that version computes the same as this one for batches of two or more (a batch of
+one then fails: the structure-element layer squeezes its ``(1, 64)`` output to ``(64,)``). Here the
+faithful mapping uses ``M`` instead of 2, which is the official mapping for ``M = 2`` and the edited line
+for ``M = 1``.
 """
 from __future__ import annotations
 
@@ -182,7 +184,7 @@ class SkeletonTopology(nn.Module):
     def __init__(self, faithful: bool = True, num_elements: int = TOPOLOGY_ELEMENTS):
         super().__init__()
         self.faithful = faithful
-        self.pl = StructureElements(num_elements)
+        self.pl = StructureElements(num_elements)  # the official name: state-dict keys topo.pl.*
 
     def forward(self, joint: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
