@@ -8,17 +8,25 @@ one-actor sample has zeros in columns 75:150 for NTU60 and a copy of actor 1 for
 published scripts do. The file is written as ``np.savez`` writes it (uncompressed zip, ``.npy``
 members), but row block by row block, so memory stays bounded for the full data sets (the padded
 NTU120 arrays are 20 GB).
+
+``pyskl``: the annotation pickle of pyskl and mmaction2 (``PoseDataset``): ``split`` maps
+``<benchmark>_train`` / ``<benchmark>_val`` (our ``test``) to lists of sample names in the store's
+split order; ``annotations`` holds one dict per sample in store order, with ``frame_dir`` (the name),
+``label``, ``keypoint`` float32 ``(M, T, V, 3)`` (M the sample's bodies, no padding) and
+``total_frames``. The annotations are read from the store and pickled one at a time
+(:mod:`skeldata.convert.pyskl`), so memory stays at one sample.
 """
 from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import Callable, Iterator, Tuple, Union
+from typing import Callable, Dict, Iterator, Tuple, Union
 
 import numpy as np
 
+from .convert import pyskl
+from .splits import PARTS, get_benchmark
 from .store import Store
-from .splits import get_benchmark
 
 ROWS_PER_BLOCK = 256
 
@@ -86,3 +94,22 @@ def _write_npy_member(archive: zipfile.ZipFile, key: str, dtype, shape: Tuple[in
             written += len(block)
         if written != shape[0]:
             raise RuntimeError(f"{key}: wrote {written} rows, expected {shape[0]}")
+
+
+def export_pyskl(store: Store, out: Union[str, Path],
+                 progress: Callable[[int], None] = lambda n: None) -> Dict[str, int]:
+    """Write the pyskl / mmaction2 annotation pickle of ``store`` to ``out``; returns the sample count
+    of every split, by pyskl split name."""
+    names = store.names
+    split = {pyskl.split_key(bench, part): [names[i] for i in store.split(bench, part)]
+             for bench in store.benchmarks for part in PARTS}
+    labels = store.column("label")
+    n_bodies = store.column("n_bodies")
+
+    def annotations() -> Iterator[dict]:
+        for i, name in enumerate(names):
+            yield pyskl.annotation(name, int(labels[i]), store.sequence(i, "joint"), int(n_bodies[i]))
+            progress(1)
+
+    pyskl.write_annotation_file(out, split, annotations())
+    return {key: len(members) for key, members in split.items()}
