@@ -12,8 +12,10 @@ For the engine and the command line:
 * **Transforms** follow the store's layout. ``ntu25``: valid-frame crop (train ``p ~ U[0.5, 1]`` with
   a random start, test the centre 0.95), float32 linear resize to ``window`` (default 64), random
   rotation up to 0.3 rad per axis in training. ``ucla20``: the NW-UCLA feeder (centring, view rotation
-  and scale in training, min-max to [-1, 1], ``window`` frames, default 52). ``train`` switches every
-  augmentation on; ``train=False`` is deterministic and equals the published feeders' test inputs.
+  and scale in training, min-max to [-1, 1], ``window`` frames, default 52), computed from the JSON
+  files' float64 numbers, which :func:`~csre_models.data.transforms.ucla_json_values` recovers
+  exactly from the store's float32. ``train`` switches every augmentation on; ``train=False`` is
+  deterministic and equals the published feeders' test inputs bit for bit.
 * **Variants**: ``spine_relative=False`` is CTR-GCN's feeder (also 2s-AGCN and HCN in this project);
   ``spine_relative=True`` is the CSRE / Hyperformer / BlockGCN feeder (joints relative to the spine
   joint with its trajectory kept; the bone stream keeps the spine trajectory). BlockGCN's NW-UCLA
@@ -27,7 +29,8 @@ For the engine and the command line:
   :attr:`bank_labels` gives each slot's label. NW-UCLA training repeats the part ``repeat`` times
   (default 5, as the feeder): ``len(ds) == 5 * N`` and ``index = position % N``, so the copies share
   their sample's slot. ``slot_per_copy=True`` gives every copy a slot of its own (``5 * N`` slots),
-  as the official CSRE code sizes its bank.
+  as the official CSRE code sizes its bank; the released recipe needs it on NW-UCLA, whose classes
+  have about 100 training samples, fewer than the loss's 128 hard positives.
 * **Randomness**: each training item draws one seed from torch's global generator and runs its
   transforms on a ``numpy.random.Generator`` made from it. DataLoader workers seed that generator
   with ``base_seed + worker_id``, a base seed drawn afresh for each epoch from the loader's
@@ -35,7 +38,8 @@ For the engine and the command line:
   needed. Reproducible epochs: ``torch.manual_seed(seed)`` and
   ``DataLoader(..., generator=torch.Generator().manual_seed(seed))``; with ``num_workers=0`` the
   items then follow torch's global generator, so saving and restoring ``torch.get_rng_state()``
-  resumes the augmentation stream exactly. :meth:`item` takes an explicit generator instead.
+  resumes the augmentation stream exactly. :meth:`item` takes an explicit generator instead, e.g.
+  ``default_rng([seed, epoch, position])`` for draws that depend on neither workers nor order.
 * **Workers**: the store opens its HDF5 file lazily in each process, so the dataset works in
   DataLoader workers under fork and spawn. ``in_memory=True`` reads the part's frames (unpadded) into
   RAM once; under spawn each worker then receives its own copy of them.
