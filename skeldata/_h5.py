@@ -8,15 +8,13 @@ as a store under the requested name.
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import platform
 import zlib
-from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import h5py
 import numpy as np
@@ -89,28 +87,21 @@ class FrameAppender:
 
     Rows are buffered until a full chunk is ready, so every chunk is compressed once, and a CRC-32
     of the row bytes in order is kept and stored as the dataset's ``crc32`` attribute on close.
-    Given a parallel :class:`~skeldata._parallel.WorkerPool`, finished chunks are compressed in the
-    workers (:func:`compress_chunk`) and written as they are with HDF5's direct chunk write, so the
-    writing process only copies bytes.
     """
 
     def __init__(self, group: h5py.Group, name: str, row_shape: Tuple[int, ...], dtype,
-                 chunk_rows: int, compression: str = "lzf", pool=None):
+                 chunk_rows: int, compression: str = "lzf"):
         try:
             filters = COMPRESSION[compression]
         except KeyError:
             raise ValueError(f"unknown compression {compression!r}; choose one of {', '.join(COMPRESSION)}") from None
-        self.row_shape = tuple(row_shape)
-        self.dataset = group.create_dataset(name, shape=(0,) + self.row_shape, maxshape=(None,) + self.row_shape,
-                                            dtype=dtype, chunks=(chunk_rows,) + self.row_shape, **filters)
-        self.compression = compression
-        self.pool = pool if pool is not None and pool.parallel and filters else None
+        self.dataset = group.create_dataset(name, shape=(0,) + tuple(row_shape), maxshape=(None,) + tuple(row_shape),
+                                            dtype=dtype, chunks=(chunk_rows,) + tuple(row_shape), **filters)
         self.chunk_rows = chunk_rows
         self.pending: List[np.ndarray] = []
         self.pending_rows = 0
         self.rows = 0
         self.crc = 0
-        self.in_flight: Deque[Tuple[int, object]] = deque()
 
     def append(self, block: np.ndarray) -> None:
         self.pending.append(block)
@@ -127,53 +118,15 @@ class FrameAppender:
             block = np.ascontiguousarray(data[:take], dtype=self.dataset.dtype)
             self.crc = zlib.crc32(block, self.crc)
             self.dataset.resize(self.rows + take, axis=0)
-            if self.pool is None:
-                self.dataset[self.rows:self.rows + take] = block
-            else:
-                self._submit_chunks(block)
+            self.dataset[self.rows:self.rows + take] = block
             self.rows += take
         rest = data[take:]
         self.pending = [rest] if len(rest) else []
         self.pending_rows = len(rest)
 
-    def _submit_chunks(self, block: np.ndarray) -> None:
-        for start in range(0, len(block), self.chunk_rows):
-            chunk = block[start:start + self.chunk_rows]
-            if len(chunk) < self.chunk_rows:  # the last chunk is stored whole, zero filled, as HDF5 does
-                chunk = np.concatenate([chunk, np.zeros((self.chunk_rows - len(chunk),) + self.row_shape,
-                                                        dtype=chunk.dtype)])
-            index = (self.rows + start) // self.chunk_rows
-            self.in_flight.append((index, self.pool.submit(compress_chunk, chunk, self.compression)))
-        self._write_compressed(keep=2 * self.pool.jobs)
-
-    def _write_compressed(self, keep: int) -> None:
-        """Write the compressed chunks that are ready, waiting while more than ``keep`` are in flight."""
-        while self.in_flight and (len(self.in_flight) > keep or self.in_flight[0][1].done()):
-            index, future = self.in_flight.popleft()
-            offset = (index * self.chunk_rows,) + (0,) * len(self.row_shape)
-            self.dataset.id.write_direct_chunk(offset, future.result())
-
     def close(self) -> None:
         self._flush(whole_chunks_only=False)
-        if self.pool is not None:
-            self._write_compressed(keep=0)
         self.dataset.attrs["crc32"] = self.crc
-
-
-def compress_chunk(chunk: np.ndarray, compression: str) -> bytes:
-    """The bytes HDF5 stores for ``chunk`` under ``compression``: runs in a worker process."""
-    scratch = _scratch_dataset(chunk.shape, chunk.dtype.str, compression)
-    scratch[...] = chunk
-    _, data = scratch.id.read_direct_chunk((0,) * chunk.ndim)
-    return data
-
-
-@functools.lru_cache(maxsize=8)
-def _scratch_dataset(shape: Tuple[int, ...], dtype: str, compression: str) -> h5py.Dataset:
-    """A one-chunk dataset in an in-memory HDF5 file (no chunk cache: writes go straight through)."""
-    h5 = h5py.File(f"skeldata-scratch-{os.getpid()}-{len(shape)}-{dtype}-{compression}-{shape[0]}", "w",
-                   driver="core", backing_store=False, rdcc_nbytes=0)
-    return h5.create_dataset("chunk", shape=shape, chunks=shape, dtype=dtype, **COMPRESSION[compression])
 
 
 def dataset_crc32(dataset: h5py.Dataset, block_rows: int = 1 << 16) -> int:

@@ -20,10 +20,11 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ._h5 import AtomicH5File, ColumnBuffer, FrameAppender, LazyH5Reader, read_table, write_column, write_strings
+from ._h5 import AtomicH5File, ColumnBuffer, LazyH5Reader, read_table, write_column, write_strings
 from .datasets import DatasetSpec, get_dataset
 from .layouts import get_layout
 from .pipeline.streams import STREAMS, derive
+from .streamwriter import StreamWriter
 
 DEFAULT_CHUNK_FRAMES = 512
 #: Streams a store holds as datasets unless told otherwise.
@@ -111,10 +112,8 @@ class StoreWriter:
         self._file = AtomicH5File(path, kind, root_attrs)
         h5 = self._file.file
         row_shape = (spec.max_bodies, self.layout.num_joints, 3)
-        streams_group = h5.create_group("streams")
-        self._streams = {name: FrameAppender(streams_group, name, row_shape, np.float32, chunk_frames, compression,
-                                             pool=pool)
-                         for name in self.stream_names}
+        self._streams = StreamWriter(h5.create_group("streams"), self.stream_names, row_shape, spec.layout,
+                                     chunk_frames, compression, pool)
         self._samples = ColumnBuffer(columns)
         self._offsets: List[int] = [0]
         self._dropped = ColumnBuffer({"name": str, "reason": str})
@@ -123,8 +122,7 @@ class StoreWriter:
     def add_sample(self, row: Mapping[str, object], joints: np.ndarray) -> None:
         """Append one sample: its column values and its joints ``(T, bodies, joints, 3)``."""
         self._samples.append(row)
-        for name, appender in self._streams.items():
-            appender.append(derive(name, joints, self.layout))
+        self._streams.append(joints)
         self._offsets.append(self._offsets[-1] + len(joints))
 
     def add_dropped(self, name: str, reason: str, detail: str) -> None:
@@ -141,8 +139,7 @@ class StoreWriter:
     def commit(self, splits: Optional[Mapping[str, Mapping[str, np.ndarray]]] = None) -> None:
         """Write the tables and the splits, mark the file complete and move it into place."""
         h5 = self._file.file
-        for appender in self._streams.values():
-            appender.close()
+        self._streams.close()
         samples = h5.create_group("samples")
         self._samples.write(samples)
         write_column(samples, "offset", np.asarray(self._offsets, dtype=np.int64))
