@@ -295,9 +295,11 @@ def test_bad_options_are_named(fixture_stores, options, message):
         SkeletonDataset(fixture_stores["ntu60"], **arguments)
 
 
-def test_unknown_benchmark(fixture_stores):
+def test_unknown_benchmark_and_ntu_options_on_nw_ucla(fixture_stores, ucla_store):
     with pytest.raises(KeyError, match="xset"):
         SkeletonDataset(fixture_stores["ntu60"], benchmark="xset", part="train")
+    with pytest.raises(ValueError, match="NTU feeder options"):
+        SkeletonDataset(ucla_store, benchmark="xview", part="train", random_rot=True)
 
 
 # ---------------------------------------------------------------------------------------- workers

@@ -100,6 +100,9 @@ class SkeletonDataset(Dataset):
                  return_joint: bool = False, slot_per_copy: bool = False, in_memory: bool = False):
         self.store = store if isinstance(store, Store) else open_store(store)
         self.layout = self.store.layout
+        if self.layout.name == "ucla20" and (p_interval is not None or random_rot is not None):
+            raise ValueError("p_interval and random_rot are NTU feeder options; the NW-UCLA transforms "
+                             "are chosen by train alone")
         self.benchmark, self.part = benchmark, part
         self.stream = stream
         self.train = bool(train)

@@ -20,7 +20,7 @@ NW-UCLA (52 frames)::
 
     positions = ucla_positions(ucla_json_values(sequence[:, 0]))   # test; pass rng to augment
 
-Then, for both, ``stream(positions, "bone_motion", layout, spine_relative=True)``.
+Then, for both, ``stream(positions, "bone_motion", layout, spine_relative_joints=True)``.
 """
 from __future__ import annotations
 
