@@ -199,6 +199,7 @@ class LazyH5Reader:
         self.path = Path(path)
         self._h5: Optional[h5py.File] = None
         self._pid: Optional[int] = None
+        self._objects: Dict[str, object] = {}
         self.attrs: Dict[str, object] = {key: decode_attr(value) for key, value in self._file().attrs.items()}
 
     def _file(self) -> h5py.File:
@@ -206,12 +207,21 @@ class LazyH5Reader:
             # After a fork the parent's handle must not be used (nor closed) here: open our own.
             self._h5 = open_checked(self.path, self.kind)
             self._pid = os.getpid()
+            self._objects = {}
         return self._h5
+
+    def _object(self, name: str):
+        """The HDF5 object at ``name``, looked up once per process (lookups cost tens of microseconds)."""
+        h5 = self._file()
+        if name not in self._objects:
+            self._objects[name] = h5[name]
+        return self._objects[name]
 
     def close(self) -> None:
         if self._h5 is not None and self._pid == os.getpid():
             self._h5.close()
         self._h5 = None
+        self._objects = {}
 
     def __enter__(self):
         return self
@@ -223,6 +233,7 @@ class LazyH5Reader:
         state = self.__dict__.copy()
         state["_h5"] = None
         state["_pid"] = None
+        state["_objects"] = {}
         return state
 
 

@@ -240,9 +240,10 @@ class Store(LazyH5Reader):
         if not -n <= i < n:
             raise IndexError(f"sample index {i} out of range for a store of {n} samples")
         i %= n
+        start, stop = self.offsets[i], self.offsets[i + 1]
         if stream in self.stored_streams:
-            return self._file()["streams"][stream][self.offsets[i]:self.offsets[i + 1]]
-        return derive(stream, self._file()["streams"]["joint"][self.offsets[i]:self.offsets[i + 1]], self.layout)
+            return self._object(f"streams/{stream}")[start:stop]
+        return derive(stream, self._object("streams/joint")[start:stop], self.layout)
 
     @property
     def benchmarks(self) -> List[str]:
