@@ -229,5 +229,11 @@ from .skeldata_convert import import_command  # noqa: E402  (the command lives i
 
 main.add_command(import_command)
 
+from .skeldata_inspect import show, stats, verify  # noqa: E402  (the inspecting commands, in their own module)
+
+main.add_command(stats)
+main.add_command(verify)
+main.add_command(show)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

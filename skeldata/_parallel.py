@@ -20,6 +20,12 @@ def resolve_jobs(jobs: int) -> int:
     return jobs if jobs > 0 else max(1, cpus + 1 + jobs)
 
 
+def _import_modules(modules: Sequence[str]) -> None:
+    import importlib
+    for module in modules:
+        importlib.import_module(module)
+
+
 def _run_batch(fn: Callable[..., R], batch: Sequence[T], args: tuple) -> List[R]:
     return [fn(item, *args) for item in batch]
 
@@ -50,6 +56,12 @@ class WorkerPool:
         if self.jobs > 1:
             from joblib.externals.loky import get_reusable_executor
             self._executor = get_reusable_executor(max_workers=self.jobs)
+
+    def warm_up(self, *modules: str) -> None:
+        """Have every worker import ``modules`` now, while the caller does other work."""
+        if self._executor is not None:
+            for _ in range(self.jobs):
+                self._executor.submit(_import_modules, modules)
 
     @property
     def parallel(self) -> bool:

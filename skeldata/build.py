@@ -109,9 +109,11 @@ def build(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int =
     with its reason (``malformed`` files too: a bad file never stops the build; the summary's
     ``errors`` lists them so that the caller can fail).
     """
+    pool = WorkerPool(jobs)
+    pool.warm_up("skeldata.process", "skeldata.streamwriter")
     spec, files, summary, attrs = _start(raw_dirs, out, dataset, jobs)
     suffix, process = PROCESSORS[spec.family]
-    with WorkerPool(jobs) as pool, StoreWriter(out, spec, kind="store", streams=streams, columns=sample_columns(spec),
+    with pool, StoreWriter(out, spec, kind="store", streams=streams, columns=sample_columns(spec),
                                                compression=compression, attrs=attrs, pool=pool) as writer:
         outcomes = pool.ordered(process, files, spec.name)
         for outcome in _samples(_progress(outcomes, len(files), f"build {spec.name}", progress), writer, summary):
