@@ -14,11 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 from cli.skeldata import main
-from conftest import FIXTURES
+from conftest import FIXTURES, shared_path
 from skeldata import open_store
 from skeldata.build import build
 from skeldata.convert.importers import import_pyskl, import_sgn_npz
-from skeldata.export import export_pyskl, export_sgn_npz
+from skeldata.export import _joints_in_store_order, export_pyskl, export_sgn_npz
 
 GOLDEN = FIXTURES / "golden"
 NTU_BENCHMARKS = {"ntu60": ("xsub", "xview"), "ntu120": ("xsub", "xset")}
@@ -60,10 +60,21 @@ def name_columns(store) -> list:
 
 @pytest.mark.parametrize("dataset", ["ntu60", "ntu120", "ucla"])
 def test_store_to_pyskl_to_store_keeps_every_value(stores, tmp_path, dataset):
-    with open_store(stores[dataset]) as original:
+    assert_pyskl_round_trip(stores[dataset], dataset, tmp_path)
+
+
+def test_the_real_nw_ucla_set_round_trips_through_pyskl(tmp_path):
+    build([shared_path("data", "nw-ucla", "all_sqe")], tmp_path / "ucla.h5", "ucla", jobs=2)
+    assert_pyskl_round_trip(tmp_path / "ucla.h5", "ucla", tmp_path)
+
+
+def assert_pyskl_round_trip(store_path: Path, dataset: str, tmp_path: Path) -> None:
+    """store -> pyskl -> store keeps names, labels, name fields, every stream, the splits; and the
+    second store exports the same pickle."""
+    with open_store(store_path) as original:
         export_pyskl(original, tmp_path / "a.pkl")
     summary = import_pyskl(tmp_path / "a.pkl", dataset, tmp_path / "back.h5")
-    with open_store(stores[dataset]) as original, open_store(tmp_path / "back.h5") as back:
+    with open_store(store_path) as original, open_store(tmp_path / "back.h5") as back:
         assert summary.samples == len(original) == len(back)
         assert back.names == original.names
         for column in ["label", "n_frames", "n_bodies"] + name_columns(original):
@@ -145,6 +156,14 @@ def test_ntu120_lone_actor_copy_becomes_one_body(tmp_path):
 
 
 # ------------------------------------------------------------------------------ what pyskl reads
+
+def test_block_reads_give_every_sample(stores):
+    with open_store(stores["ntu60"]) as store:
+        for block_frames in (1, 50, 10 ** 6):
+            read = list(_joints_in_store_order(store, block_frames))
+            assert len(read) == len(store)
+            assert all(joints.tobytes() == store.sequence(i).tobytes() for i, joints in enumerate(read))
+
 
 def test_pyskl_pickle_has_the_structure_pose_dataset_reads(stores, tmp_path):
     result = run("export", stores["ntu60"], "--format", "pyskl", "--out", tmp_path / "ntu60.pkl")
