@@ -1,0 +1,209 @@
+"""The training configuration: one dataclass whose fields are the ``csre-train`` flags.
+
+A YAML config file holds some of these fields under their flag names (``batch_size`` or ``batch-size``:
+both spellings are accepted). A run resolves its configuration in this order, later winning::
+
+    dataclass defaults  <  --config FILE.yaml  <  flags given explicitly on the command line
+
+and writes the result to ``<work dir>/config.yaml``, which is itself a valid ``--config`` file. A resumed
+run starts from the configuration stored in its checkpoint instead of the defaults; the fields that define
+what is being trained (:data:`FIXED_ON_RESUME`) may not change then.
+
+``window`` and ``work_dir`` may stay unset: :func:`default_window` and :func:`default_work_dir` fill them
+from the store's layout and the run's identity.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import yaml
+
+__all__ = ["TrainConfig", "ConfigError", "FIXED_ON_RESUME", "STREAMS", "config_fields", "load_config_file",
+           "resolve_config", "config_from_dict", "dump_config", "check_resume_changes", "default_window",
+           "default_work_dir"]
+
+#: The input streams a model can be trained on (``SkeletonDataset``'s ``stream``).
+STREAMS = ("joint", "bone", "joint_motion", "bone_motion")
+
+#: Fields that define the model and its data: a resumed run must keep them.
+FIXED_ON_RESUME = ("benchmark", "encoder", "encoder_options", "stream", "csre", "window", "spine_relative",
+                   "val_fraction", "batch_size", "seed", "csre_dim", "csre_reduction")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run, with a one-line reason."""
+
+
+def _option(default, help_text: str) -> Any:
+    """A dataclass field carrying the help text of its command-line flag."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help_text})
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on. Defaults: CTR-GCN's NTU recipe (``configs/`` has the rest)."""
+
+    store: Optional[str] = _option(None, "Store to train from (skeldata build).")
+    benchmark: Optional[str] = _option(None, "Benchmark of the store (ntu60: xsub, xview; ntu120: xsub, xset; "
+                                             "ucla: xview). Optional when the store has only one.")
+    encoder: str = _option("ctrgcn", "Encoder (csre_models.list_encoders()).")
+    encoder_options: Dict[str, Any] = _option({}, "Encoder-specific keyword arguments of create_encoder (a YAML "
+                                                  "mapping; on the command line KEY=VALUE, repeatable).")
+    stream: str = _option("joint", "Input stream: " + ", ".join(STREAMS) + ".")
+    csre: bool = _option(True, "Train with the CSRE head (STFD + memory-bank contrast); --no-csre trains the "
+                               "plain encoder.")
+    epochs: int = _option(65, "Training epochs.")
+    batch_size: int = _option(64, "Global training batch (split evenly over the processes of a torchrun job).")
+    test_batch_size: int = _option(64, "Evaluation batch per process.")
+    lr: float = _option(0.1, "Base learning rate, reached at the end of the warm-up.")
+    momentum: float = _option(0.9, "SGD momentum (Nesterov).")
+    weight_decay: float = _option(4e-4, "SGD weight decay.")
+    warmup_epochs: int = _option(5, "Epochs of linear warm-up: lr * (epoch + 1) / warmup_epochs.")
+    lr_steps: List[int] = _option([35, 55], "Epochs at which the learning rate is multiplied by lr_decay "
+                                            "(comma-separated).")
+    lr_decay: float = _option(0.1, "Factor applied at each of lr_steps.")
+    window: Optional[int] = _option(None, "Frames per sample (default: 64 for NTU, 52 for NW-UCLA).")
+    spine_relative: bool = _option(False, "Joints relative to the spine, its trajectory kept (the "
+                                          "Hyperformer / BlockGCN feeders).")
+    val_fraction: float = _option(0.0, "Fraction of the training part held out (seeded) as a validation set; "
+                                       "when > 0 the best checkpoint is chosen on it. 0: no selection, the "
+                                       "last epoch is the result.")
+    csre_weight: float = _option(1.0, "w in CE + w * (L_spa + L_tem) / 2 (1: the released code).")
+    csre_dim: int = _option(256, "Size of the spatial and temporal CSRE features.")
+    csre_reduction: int = _option(8, "Channel reduction r of the STFD 1x1 convolutions.")
+    csre_positives: int = _option(128, "Hard positives per anchor.")
+    csre_negatives: int = _option(512, "Hard negatives, and random negatives, per anchor.")
+    csre_temperature: float = _option(0.8, "Temperature of the contrastive loss.")
+    amp: bool = _option(True, "Mixed precision (float16 autocast + GradScaler) on CUDA; CPU runs in float32.")
+    device: Optional[str] = _option(None, "cpu, cuda or cuda:N (default: cuda when available).")
+    seed: int = _option(1, "Seed of the weights, the data order, the augmentations and the CSRE sampling.")
+    max_steps: Optional[int] = _option(None, "Stop after this many optimizer steps in total, counted across "
+                                             "resumes, then evaluate and write the results.")
+    num_workers: int = _option(2, "DataLoader worker processes per training process.")
+    work_dir: Optional[str] = _option(None, "Output folder (default: work_dirs/<encoder>[-csre]-<dataset>-"
+                                            "<benchmark>-<stream>).")
+    progress: bool = _option(True, "Show a progress bar on stderr.")
+
+
+def config_fields() -> List[dataclasses.Field]:
+    """The fields of :class:`TrainConfig`, in declaration order."""
+    return list(dataclasses.fields(TrainConfig))
+
+
+_TYPES = typing.get_type_hints(TrainConfig)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """``value`` converted to the type of field ``name``, or a :class:`ConfigError` saying what was expected."""
+    kind = _TYPES[name]
+    if value is None:
+        if typing.get_origin(kind) is typing.Union and type(None) in typing.get_args(kind):
+            return None
+        raise ConfigError(f"{name}: a value is required")
+    if typing.get_origin(kind) is typing.Union:
+        kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+    try:
+        if kind is bool:
+            if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
+                return value.lower() in ("true", "yes")
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if typing.get_origin(kind) is dict:
+            if not isinstance(value, dict):
+                raise TypeError
+            return {str(key): item for key, item in value.items()}
+        if typing.get_origin(kind) is list:
+            items = value.split(",") if isinstance(value, str) else value
+            return [int(item) for item in items if str(item).strip() != ""]
+        if kind is int and (isinstance(value, bool) or float(value) != int(float(value))):
+            raise TypeError
+        return kind(value)
+    except (TypeError, ValueError):
+        expected = {bool: "true or false", int: "an integer", float: "a number", str: "text"}.get(
+            kind, "a mapping" if typing.get_origin(kind) is dict else "a list of integers")
+        raise ConfigError(f"{name}: expected {expected}, got {value!r}") from None
+
+
+def _normalise_keys(values: Mapping[str, Any], source: str) -> Dict[str, Any]:
+    """Keys with ``-`` spelled ``_``, checked against the fields; values coerced to the field types."""
+    known = {f.name for f in config_fields()}
+    out = {}
+    for key, value in values.items():
+        name = str(key).replace("-", "_")
+        if name not in known:
+            raise ConfigError(f"{source}: unknown key {key!r}; known keys: {', '.join(sorted(known))}")
+        out[name] = _coerce(name, value)
+    return out
+
+
+def load_config_file(path: str) -> Dict[str, Any]:
+    """The fields set by a YAML config file (a mapping of flag names to values)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = yaml.safe_load(handle)
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--config {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"--config {path}: expected a mapping of flag names to values, "
+                          f"got {type(values).__name__}")
+    return _normalise_keys(values, f"--config {path}")
+
+
+def resolve_config(file_values: Optional[Mapping[str, Any]] = None,
+                   explicit: Optional[Mapping[str, Any]] = None,
+                   base: Optional[TrainConfig] = None) -> TrainConfig:
+    """``base`` (the defaults, or a resumed run's configuration) overridden by the config file's values,
+    then by the explicitly given flags."""
+    values = dataclasses.asdict(base or TrainConfig())
+    values.update(_normalise_keys(file_values or {}, "config"))
+    values.update(_normalise_keys(explicit or {}, "flags"))
+    return TrainConfig(**values)
+
+
+def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
+    """A configuration stored as a dictionary (in a checkpoint), unknown keys refused."""
+    return TrainConfig(**_normalise_keys(values, "stored config"))
+
+
+def dump_config(config: TrainConfig, path: Path) -> None:
+    """Write ``config`` as YAML, in field order, loadable with ``--config``."""
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(dataclasses.asdict(config), handle, sort_keys=False, default_flow_style=None)
+
+
+def check_resume_changes(stored: TrainConfig, requested: TrainConfig) -> List[Tuple[str, Any, Any]]:
+    """The fields that differ between a checkpoint's configuration and the resumed run's.
+
+    Raises :class:`ConfigError` when one of :data:`FIXED_ON_RESUME` differs; returns the other changes as
+    ``(name, stored value, new value)`` so the caller can log them.
+    """
+    changes = [(f.name, getattr(stored, f.name), getattr(requested, f.name)) for f in config_fields()
+               if getattr(stored, f.name) != getattr(requested, f.name)]
+    fixed = [change for change in changes if change[0] in FIXED_ON_RESUME]
+    if fixed:
+        described = "; ".join(f"{name}: {old!r} -> {new!r}" for name, old, new in fixed)
+        raise ConfigError(f"--resume cannot change what is trained ({described}); start a new run in another "
+                          f"--work-dir instead")
+    return changes
+
+
+def default_window(layout: str) -> int:
+    """The reference window of a joint layout: 64 frames for NTU (``ntu25``), 52 for NW-UCLA (``ucla20``)."""
+    return {"ntu25": 64, "ucla20": 52}[layout]
+
+
+def default_work_dir(config: TrainConfig, dataset: str) -> str:
+    """``work_dirs/<encoder>[-csre]-<dataset>-<benchmark>-<stream>``."""
+    model = f"{config.encoder}-csre" if config.csre else config.encoder
+    return str(Path("work_dirs") / f"{model}-{dataset}-{config.benchmark}-{config.stream}")
