@@ -1,0 +1,733 @@
+"""Training and evaluation loops: what ``csre-train`` and ``csre-eval`` run.
+
+:func:`train` runs one training job from a resolved :class:`~csre_models.config.TrainConfig`, as one
+process or as one rank of a ``torchrun`` job (DistributedDataParallel, see :mod:`.distributed`):
+
+* **Model.** With CSRE, ``CSREModel(encoder, bank_labels=<labels of the training part's bank slots>)``
+  trained on ``CE + w * (L_spa + L_tem) / 2``; without (``csre=False``), the plain encoder on CE. Either
+  way evaluation and the exported ``encoder.pt`` use the encoder alone: the CSRE head is training-only.
+* **Optimisation.** SGD with Nesterov momentum and the reference warm-up / step-decay schedule
+  (:mod:`.schedule`); float16 autocast with a GradScaler on CUDA, float32 on the CPU.
+* **Data order and augmentation are functions of (seed, epoch).** The order is ``DistributedSampler``'s
+  permutation for ``seed + epoch``; the random draws of the item at position ``p`` in epoch ``e`` come from
+  ``numpy.random.default_rng([seed, e, p])``. Nothing depends on worker count or on what was drawn before,
+  so a run resumed at any batch continues exactly as if it had not stopped.
+* **Checkpoints.** ``last.pt`` after every epoch and when ``max_steps`` stops a run (mid-epoch, with the
+  position in the epoch); ``best.pt`` after an epoch that improves validation accuracy. Resuming restores
+  the model (CSRE banks included), optimizer, schedule, scaler, position, every rank's RNG states and the
+  epoch's running sums, so on the CPU the weights after a resumed run are bit-identical to an
+  uninterrupted run's.
+* **Model selection.** With ``val_fraction > 0`` a seeded part of the training samples is held out and
+  the result is the epoch of best validation accuracy. Without it there is no selection: the result is
+  the last epoch's weights, and test accuracy is only reported. Nothing is ever chosen on the test set.
+
+Work dir: ``config.yaml`` (the resolved configuration), ``log.txt``, ``metrics.jsonl`` (one object per
+epoch), ``last.pt``, ``best.pt`` (with validation), ``encoder.pt`` (the result's plain encoder),
+``scores_test.npz`` (the result's test logits) and, with validation, ``scores_val.npz``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import logging
+import math
+import random
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
+from tqdm import tqdm
+
+from skeldata import open_store
+from skeldata.errors import StoreError
+
+from . import checkpoint as ckpt
+from .config import (STREAMS, ConfigError, TrainConfig, check_resume_changes, config_from_dict, default_window,
+                     default_work_dir, dump_config, resolve_config)
+from .csre import BankContrastLoss, CSREModel, csre_objective
+from .data import SkeletonDataset
+from .distributed import (WorldInfo, all_gather_objects, all_reduce_sum, barrier, broadcast_buffers,
+                          init_distributed, is_distributed, shutdown_distributed, world_info_from_env,
+                          wrap_ddp)
+from .encoders import list_encoders
+from .ensemble import Scores, save_scores
+from .schedule import build_optimizer
+
+__all__ = ["TrainResult", "train", "evaluate", "evaluate_checkpoint", "resolve_device", "prepare_config",
+           "validation_samples", "takes_joint_input", "EpochBatches"]
+
+LOGGER_NAME = "csre_models.train"
+#: Entropy word that separates the validation draw from every other use of the seed.
+VALIDATION_STREAM = 0x5EED_0FA1
+
+
+# ============================================================================================ devices
+
+def resolve_device(requested: Optional[str]) -> torch.device:
+    """The device for ``--device`` (``None``: CUDA when available, else the CPU)."""
+    if requested is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise ConfigError(f"--device {requested}: not a device; use cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {requested}: only cpu and cuda are supported")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {requested}: CUDA is not available here (torch {torch.__version__}, "
+                              f"{'CPU-only build' if torch.version.cuda is None else 'no GPU visible'}); "
+                              f"use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {requested}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    return device
+
+
+def _autocast(device: torch.device, enabled: bool):
+    """float16 autocast on CUDA when ``enabled``; nothing otherwise."""
+    return torch.autocast(device_type="cuda", dtype=torch.float16) if enabled else nullcontext()
+
+
+# =============================================================================================== data
+
+def validation_samples(num_samples: int, fraction: float, seed: int) -> np.ndarray:
+    """The sorted sample numbers (``0 .. num_samples - 1`` of the training part) held out for validation:
+    ``round(fraction * num_samples)`` of them (at least one), drawn with ``seed``."""
+    if fraction <= 0:
+        return np.zeros(0, dtype=np.int64)
+    count = max(1, int(round(fraction * num_samples)))
+    if count >= num_samples:
+        raise ConfigError(f"--val-fraction {fraction} leaves no training sample out of {num_samples}")
+    rng = np.random.default_rng([seed, VALIDATION_STREAM])
+    return np.sort(rng.choice(num_samples, size=count, replace=False)).astype(np.int64)
+
+
+class _SeededTrainingItems(Dataset):
+    """Training items keyed by ``(position, epoch)``: the random draws of each come from
+    ``default_rng([seed, epoch, position])``, independent of workers and of every other item."""
+
+    def __init__(self, dataset: SkeletonDataset, seed: int):
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: Tuple[int, int]):
+        position, epoch = key
+        return self.dataset.item(position, np.random.default_rng([self.seed, epoch, position]))
+
+
+class EpochBatches(Sampler):
+    """This rank's training batches of one epoch, as lists of ``(position, epoch)`` keys.
+
+    The order is :class:`~torch.utils.data.DistributedSampler`'s (shuffled by ``seed + epoch``, sharded
+    over the ranks); incomplete batches at the end are dropped, as the reference loaders do.
+    :meth:`set_epoch` selects the epoch and how many of its batches were already done (resuming).
+
+    Args:
+        positions: dataset positions to train on (the training part without the validation samples).
+        batch_size: batch of this rank (the global batch divided by the world size).
+        world: this process's place in the job.
+        seed: seed of the order.
+    """
+
+    def __init__(self, positions: np.ndarray, batch_size: int, world: WorldInfo, seed: int):
+        self.positions = positions
+        self.batch_size = batch_size
+        self.sampler = DistributedSampler(positions, num_replicas=world.world_size, rank=world.rank,
+                                          shuffle=True, seed=seed, drop_last=False)
+        self.epoch, self.skip = 0, 0
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return len(self.sampler) // self.batch_size
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.sampler.set_epoch(epoch)
+        self.epoch, self.skip = epoch, skip
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch - self.skip
+
+    def __iter__(self) -> Iterator[List[Tuple[int, int]]]:
+        order = list(self.sampler)
+        for b in range(self.skip, self.batches_per_epoch):
+            yield [(int(self.positions[i]), self.epoch) for i in order[b * self.batch_size:(b + 1) * self.batch_size]]
+
+
+def takes_joint_input(encoder: nn.Module) -> bool:
+    """Whether the encoder reads BlockGCN's un-centred joint tensor (``forward_features(x, joint=...)``)."""
+    return "joint" in inspect.signature(encoder.forward_features).parameters
+
+
+@dataclass
+class RunData:
+    """The data sets of a run: training (augmented), validation (held out of training, test-time
+    transforms) and test."""
+
+    train: SkeletonDataset
+    train_positions: np.ndarray
+    test: SkeletonDataset
+    val: Optional[SkeletonDataset]
+    val_positions: np.ndarray
+
+
+def build_data(config: TrainConfig, joint_input: bool) -> RunData:
+    """The datasets of ``config``. Training gives every NW-UCLA repeat its own bank slot, as the released
+    CSRE code does (otherwise its ~100 samples per class stay under the 128 hard positives and the
+    contrastive term never starts)."""
+    options = dict(stream=config.stream, window=config.window, spine_relative=config.spine_relative,
+                   return_joint=joint_input)
+    train = SkeletonDataset(config.store, config.benchmark, "train", train=True, slot_per_copy=True, **options)
+    test = SkeletonDataset(config.store, config.benchmark, "test", train=False, **options)
+    held_out = validation_samples(train.num_samples, config.val_fraction, config.seed)
+    positions = np.arange(len(train))
+    train_positions = positions[~np.isin(positions % train.num_samples, held_out)]
+    val = SkeletonDataset(config.store, config.benchmark, "train", train=False, **options) if len(held_out) else None
+    return RunData(train, train_positions, test, val, held_out)
+
+
+# ============================================================================================== model
+
+def build_model(config: TrainConfig, encoder: nn.Module, bank_labels: np.ndarray) -> nn.Module:
+    """The module to train: ``CSREModel(encoder, bank_labels)`` with CSRE, else the encoder itself."""
+    if not config.csre:
+        return encoder
+    return CSREModel(encoder, bank_labels=bank_labels, dim=config.csre_dim, reduction=config.csre_reduction,
+                     positives=config.csre_positives, negatives=config.csre_negatives,
+                     temperature=config.csre_temperature, seed=config.seed)
+
+
+def encoder_of(model: nn.Module) -> nn.Module:
+    """The plain encoder inside a training module (DDP wrapper and CSRE container removed)."""
+    model = model.module if isinstance(model, DistributedDataParallel) else model
+    return model.encoder if isinstance(model, CSREModel) else model
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def _bank_buffers(model: nn.Module) -> List[torch.Tensor]:
+    """The buffers of every CSRE memory bank (identical on all ranks by construction, never broadcast)."""
+    return [buffer for module in model.modules() if isinstance(module, BankContrastLoss)
+            for buffer in module.buffers(recurse=False)]
+
+
+# ========================================================================================= evaluation
+
+def _batch_inputs(batch: Sequence[torch.Tensor], device: torch.device) -> Tuple[torch.Tensor, ...]:
+    return tuple(t.to(device, non_blocking=True) for t in batch)
+
+
+def _forward_encoder(encoder: nn.Module, x: torch.Tensor, joint: Optional[torch.Tensor]) -> torch.Tensor:
+    return encoder(x) if joint is None else encoder(x, joint=joint)
+
+
+@torch.no_grad()
+def evaluate(encoder: nn.Module, dataset: SkeletonDataset, positions: Optional[np.ndarray], device: torch.device,
+             batch_size: int, num_workers: int = 0, amp: bool = False, world: Optional[WorldInfo] = None,
+             progress: bool = False, description: str = "eval") -> Scores:
+    """Logits of ``encoder`` on the test-time items ``positions`` of ``dataset`` (all when ``None``).
+
+    Under torch.distributed every rank evaluates a contiguous share and every rank returns the whole
+    result, in ``positions`` order. The encoder is left in eval mode.
+    """
+    world = world or WorldInfo()
+    positions = np.arange(len(dataset)) if positions is None else np.asarray(positions)
+    share = np.array_split(positions, world.world_size)[world.rank]
+    loader = DataLoader(Subset(dataset, share.tolist()), batch_size=batch_size, shuffle=False,
+                        num_workers=num_workers, pin_memory=device.type == "cuda",
+                        generator=torch.Generator())
+    encoder.eval()
+    outputs = []
+    for batch in tqdm(loader, desc=description, leave=False, disable=not progress, file=sys.stderr):
+        x, _, _, *joint = _batch_inputs(batch, device)
+        with _autocast(device, amp):
+            logits = _forward_encoder(encoder, x, joint[0] if joint else None)
+        outputs.append(logits.float().cpu().numpy())
+    classes = dataset.num_classes
+    mine = np.concatenate(outputs) if outputs else np.zeros((0, classes), dtype=np.float32)
+    logits = np.concatenate(all_gather_objects(mine))
+    names = np.asarray(dataset.names, dtype=str)[positions % dataset.num_samples]
+    return Scores(names, logits, dataset.labels[positions % dataset.num_samples])
+
+
+def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = None, part: str = "test",
+                        device: Optional[str] = None, batch_size: int = 64, num_workers: int = 0,
+                        progress: bool = False) -> Tuple[Scores, Dict[str, Any]]:
+    """Scores of the encoder in ``checkpoint`` (a training checkpoint or an exported ``encoder.pt``) on
+    ``part`` of ``benchmark`` (default: the one it was trained on) of ``store``, with the input stream,
+    window and feeder variant it was trained with. Returns the scores and the checkpoint's payload."""
+    encoder, payload = ckpt.load_encoder(checkpoint)
+    config = config_from_dict(payload["config"])
+    arguments = payload["model_arguments"]
+    benchmark = benchmark or config.benchmark
+    try:
+        with open_store(store) as opened:
+            layout, classes, benchmarks = opened.layout.name, int(opened.attrs["num_classes"]), opened.benchmarks
+    except StoreError as exc:
+        raise ConfigError(f"--store: {exc}") from None
+    if (layout, classes) != (arguments["layout"], arguments["num_class"]):
+        raise ConfigError(f"{checkpoint} was trained on {arguments['layout']} with {arguments['num_class']} "
+                          f"classes; {store} has {layout} with {classes} classes")
+    if benchmark not in benchmarks:
+        raise ConfigError(f"--benchmark {benchmark}: not in {store}; it has {', '.join(benchmarks)}")
+    if part not in ("train", "test"):
+        raise ConfigError(f"--part must be train or test, got {part!r}")
+    torch_device = resolve_device(device)
+    dataset = SkeletonDataset(store, benchmark, part, stream=config.stream, train=False, window=arguments["window"],
+                              spine_relative=config.spine_relative, return_joint=takes_joint_input(encoder))
+    amp = config.amp and torch_device.type == "cuda"
+    scores = evaluate(encoder.to(torch_device), dataset, None, torch_device, batch_size, num_workers, amp,
+                      progress=progress, description=part)
+    return scores, payload
+
+
+# ========================================================================================== training
+
+@dataclass
+class EpochMeter:
+    """Running sums of one epoch on one rank (saved in checkpoints, so a resumed epoch reports the same)."""
+
+    loss: float = 0.0
+    ce: float = 0.0
+    contrast: float = 0.0
+    correct: int = 0
+    samples: int = 0
+
+    def add(self, loss: float, ce: float, contrast: float, correct: int, samples: int) -> None:
+        self.loss += loss * samples
+        self.ce += ce * samples
+        self.contrast += contrast * samples
+        self.correct += correct
+        self.samples += samples
+
+    def averages(self, device: torch.device) -> Dict[str, float]:
+        """Averages over the samples of every rank."""
+        sums = all_reduce_sum(torch.tensor([self.loss, self.ce, self.contrast, self.correct, self.samples],
+                                           dtype=torch.float64, device=device)).tolist()
+        samples = max(sums[4], 1.0)
+        return {"loss": sums[0] / samples, "ce": sums[1] / samples, "contrast": sums[2] / samples,
+                "train_acc": sums[3] / samples}
+
+
+@dataclass
+class Position:
+    """Where a run stands: the epoch in progress (0-based), its batches done, optimizer steps in total."""
+
+    epoch: int = 0
+    batch: int = 0
+    global_step: int = 0
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` produced (on rank 0; other ranks get the same numbers)."""
+
+    work_dir: Path
+    global_step: int
+    epochs_done: int
+    test_acc: float
+    test_top5: float
+    selected: str
+    val_acc: Optional[float] = None
+
+
+class WorkDir:
+    """The files of a run: log, metrics, checkpoints, scores. Only rank 0 writes."""
+
+    def __init__(self, path: Path, world: WorldInfo):
+        self.path = Path(path)
+        self.world = world
+        self.log = logging.getLogger(f"{LOGGER_NAME}.{id(self)}")
+        self.log.propagate = False
+        self.log.setLevel(logging.INFO)
+        if world.is_main:
+            self.path.mkdir(parents=True, exist_ok=True)
+            formatter = logging.Formatter("%(asctime)s  %(message)s", "%Y-%m-%d %H:%M:%S")
+            for handler in (logging.FileHandler(self.path / "log.txt", encoding="utf-8"),
+                            logging.StreamHandler(sys.stderr)):
+                handler.setFormatter(formatter)
+                self.log.addHandler(handler)
+        else:
+            self.log.addHandler(logging.NullHandler())
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def append_metrics(self, record: Dict[str, Any]) -> None:
+        """Append one line to ``metrics.jsonl`` (strict JSON: a non-finite number is written as null)."""
+        if self.world.is_main:
+            finite = {key: None if isinstance(value, float) and not math.isfinite(value) else value
+                      for key, value in record.items()}
+            with open(self.file("metrics.jsonl"), "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(finite, allow_nan=False) + "\n")
+
+    def keep_metrics_up_to(self, global_step: int) -> None:
+        """Drop the metrics lines written after ``global_step`` (by a run that stopped before its next
+        checkpoint), so a resumed run does not record an epoch twice."""
+        path = self.file("metrics.jsonl")
+        if self.world.is_main and path.exists():
+            lines = [line for line in path.read_text(encoding="utf-8").splitlines()
+                     if line.strip() and json.loads(line)["step"] <= global_step]
+            path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+    def close(self) -> None:
+        for handler in list(self.log.handlers):
+            handler.close()
+            self.log.removeHandler(handler)
+
+
+def prepare_config(config: TrainConfig) -> TrainConfig:
+    """``config`` checked against the store and the registry, with ``window`` and ``work_dir`` filled in.
+
+    Raises :class:`ConfigError` with a one-line reason for anything that cannot run.
+    """
+    if not config.store:
+        raise ConfigError("--store is required (a store written by skeldata build)")
+    if config.encoder not in list_encoders():
+        raise ConfigError(f"unknown encoder {config.encoder!r}; known: {', '.join(list_encoders())}")
+    if config.stream not in STREAMS:
+        raise ConfigError(f"unknown stream {config.stream!r}; known: {', '.join(STREAMS)}")
+    numbers = {"epochs": 1, "batch_size": 1, "test_batch_size": 1, "num_workers": 0, "seed": 0,
+               "warmup_epochs": 0, "csre_positives": 1, "csre_negatives": 1, "csre_dim": 1, "csre_reduction": 1}
+    for name, least in numbers.items():
+        if getattr(config, name) < least:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(config, name)}")
+    if config.max_steps is not None and config.max_steps < 0:
+        raise ConfigError(f"--max-steps must be at least 0, got {config.max_steps}")
+    if not 0 <= config.val_fraction < 1:
+        raise ConfigError(f"--val-fraction must be in [0, 1), got {config.val_fraction}")
+    try:
+        with open_store(config.store) as store:
+            benchmarks, layout, dataset = store.benchmarks, store.layout.name, store.dataset.name
+    except StoreError as exc:
+        raise ConfigError(f"--store: {exc}") from None
+    benchmark = config.benchmark
+    if benchmark is None and len(benchmarks) == 1:
+        benchmark = benchmarks[0]
+    if benchmark not in benchmarks:
+        given = "--benchmark is required" if benchmark is None else f"--benchmark {benchmark}: not in this store"
+        raise ConfigError(f"{given}; {config.store} ({dataset}) has {', '.join(benchmarks) or 'no benchmark'}")
+    config = dataclasses.replace(config, benchmark=benchmark, window=config.window or default_window(layout))
+    if config.work_dir is None:
+        config = dataclasses.replace(config, work_dir=default_work_dir(config, dataset))
+    resolve_device(config.device)
+    return config
+
+
+class Trainer:
+    """One training run (one rank of it under torchrun); :func:`train` is the way to use it."""
+
+    def __init__(self, config: TrainConfig, world: WorldInfo, device: torch.device, work: WorkDir):
+        self.config, self.world, self.device = config, world, device
+        self.amp = config.amp and device.type == "cuda"
+        self.work, self.log = work, work.log
+        self.fingerprint = ckpt.store_fingerprint(config.store)
+        self.position = Position()
+        self.meter = EpochMeter()
+        self.best_val: Optional[float] = None
+        self._setup_model()
+
+    # -- setup ---------------------------------------------------------------------------------------
+    def _setup_model(self) -> None:
+        config = self.config
+        with open_store(config.store) as store:
+            self.model_args = ckpt.model_arguments(config.encoder, store.attrs["num_classes"], store.layout.name,
+                                                   store.attrs["max_bodies"], config.window, config.encoder_options)
+        torch.manual_seed(config.seed)
+        try:
+            encoder = ckpt.build_encoder(self.model_args)
+        except TypeError as exc:
+            if not config.encoder_options:
+                raise
+            raise ConfigError(f"--encoder-option {config.encoder_options}: {exc}") from None
+        self.data = build_data(config, takes_joint_input(encoder))
+        model = build_model(config, encoder, self.data.train.bank_labels).to(self.device)
+        self.optimizer, self.scheduler = build_optimizer(
+            model, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+            warmup_epochs=config.warmup_epochs, steps=config.lr_steps, decay=config.lr_decay)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        if is_distributed():
+            # Buffers are synchronised before evaluation and saving (rank 0's BatchNorm statistics); the CSRE
+            # banks never travel: every rank enqueues the whole global batch.
+            model = wrap_ddp(model, self.device)
+        self.model = model
+        self.batches = EpochBatches(self.data.train_positions, config.batch_size // self.world.world_size,
+                                    self.world, config.seed)
+        if self.batches.batches_per_epoch == 0:
+            raise ConfigError(f"the training part has {len(self.data.train_positions)} items, fewer than one "
+                              f"batch of {config.batch_size}; lower --batch-size")
+        _seed_globals(config.seed, self.world.rank)
+
+    def describe(self) -> None:
+        config, data = self.config, self.data
+        parameters = sum(p.numel() for p in encoder_of(self.model).parameters())
+        head = sum(p.numel() for p in unwrap(self.model).parameters()) - parameters
+        self.log.info("csre-train: %s%s on %s %s, stream %s, window %d", config.encoder,
+                      " + CSRE" if config.csre else "", data.train.store.dataset.name, config.benchmark,
+                      config.stream, config.window)
+        self.log.info("store %s (fingerprint %s)", config.store, self.fingerprint["digest"])
+        self.log.info("train items %d (%d samples%s), validation %d, test %d; bank slots %d",
+                      len(data.train_positions), data.train.num_samples,
+                      f" x repeat {data.train.repeat}" if data.train.repeat > 1 else "",
+                      len(data.val_positions), len(data.test), len(data.train.bank_labels))
+        self.log.info("encoder parameters %d, CSRE head parameters %d (training only)", parameters, head)
+        self.log.info("device %s%s, %d process(es), global batch %d, %d steps per epoch", self.device,
+                      " (AMP float16)" if self.amp else "", self.world.world_size, config.batch_size,
+                      self.batches.batches_per_epoch)
+        self.log.info("model selection: %s", "best validation accuracy" if data.val is not None else
+                      "none (the last epoch is the result; test accuracy is reported, never used to choose)")
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+    def save(self, name: str) -> None:
+        """Write ``name`` (``last.pt`` / ``best.pt``) with everything needed to continue exactly."""
+        module = unwrap(self.model)
+        if is_distributed():
+            broadcast_buffers(module, exclude=_bank_buffers(module))
+            self._check_banks_agree(module)
+        rank_states = all_gather_objects({"rng": ckpt.capture_rng_state(), "meter": dataclasses.asdict(self.meter)})
+        if self.world.is_main:
+            ckpt.save_checkpoint(self.work.file(name), ckpt.TRAINING, {
+                "model": module.state_dict(), "model_arguments": self.model_args,
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(), "position": dataclasses.asdict(self.position),
+                "best_val": self.best_val, "world_size": self.world.world_size, "rank_states": rank_states,
+                "config": dataclasses.asdict(self.config), "store_fingerprint": self.fingerprint})
+        barrier()
+
+    def _check_banks_agree(self, module: nn.Module) -> None:
+        sums = [float(b.double().sum()) for b in _bank_buffers(module) if b.is_floating_point()]
+        if len({tuple(s) for s in all_gather_objects(sums)}) > 1:
+            raise RuntimeError("the ranks hold different CSRE memory banks; the distributed run is inconsistent")
+
+    def restore(self, state: Dict[str, Any]) -> None:
+        """Continue from ``state``, the work dir's ``last.pt``."""
+        unwrap(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.position = Position(**state["position"])
+        self.best_val = state["best_val"]
+        ranks = state["rank_states"]
+        if self.world.world_size != state["world_size"] and self.position.batch:
+            raise ConfigError(f"last.pt stopped inside an epoch of a {state['world_size']}-process job; resume it "
+                              f"with {state['world_size']} processes")
+        if self.world.rank < len(ranks):
+            ckpt.restore_rng_state(ranks[self.world.rank]["rng"])
+            self.meter = EpochMeter(**ranks[self.world.rank]["meter"])
+        self.work.keep_metrics_up_to(self.position.global_step)
+        self.log.info("resumed from %s: epoch %d, batch %d of it, step %d", self.work.file("last.pt"),
+                      self.position.epoch + 1, self.position.batch, self.position.global_step)
+
+    # -- loops ---------------------------------------------------------------------------------------
+    def _steps_left(self) -> float:
+        if self.config.max_steps is None:
+            return math.inf
+        return self.config.max_steps - self.position.global_step
+
+    def train_epoch(self) -> bool:
+        """Train the rest of the current epoch; ``False`` when ``max_steps`` stopped it before its end."""
+        config, position = self.config, self.position
+        self.batches.set_epoch(position.epoch, skip=position.batch)
+        loader = DataLoader(_SeededTrainingItems(self.data.train, config.seed), batch_sampler=self.batches,
+                            num_workers=config.num_workers, pin_memory=self.device.type == "cuda",
+                            generator=torch.Generator())
+        self.model.train()
+        bar = tqdm(total=self.batches.batches_per_epoch, initial=position.batch, file=sys.stderr,
+                   desc=f"epoch {position.epoch + 1}/{config.epochs}", leave=False,
+                   disable=not (config.progress and self.world.is_main))
+        try:
+            for batch in loader:
+                self.meter.add(*self.train_step(batch))
+                position.batch += 1
+                position.global_step += 1
+                bar.update()
+                bar.set_postfix(loss=f"{self.meter.loss / max(self.meter.samples, 1):.4f}", step=position.global_step)
+                if self._steps_left() <= 0:
+                    break
+        finally:
+            bar.close()
+        return position.batch == self.batches.batches_per_epoch
+
+    def train_step(self, batch) -> Tuple[float, float, float, int, int]:
+        """One optimizer step; returns (loss, CE, contrast, correct, samples) of the batch."""
+        x, labels, slots, *joint = _batch_inputs(batch, self.device)
+        inputs = {"joint": joint[0]} if joint else {}
+        with _autocast(self.device, self.amp):
+            if self.config.csre:
+                logits, contrast = self.model(x, labels, slots, **inputs)
+            else:
+                logits, contrast = self.model(x, **inputs), torch.zeros((), device=self.device)
+            loss = csre_objective(logits.float(), labels, contrast, self.config.csre_weight)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if not self.amp and not math.isfinite(float(loss.detach())):
+            raise FloatingPointError(f"the loss is {float(loss.detach())} at step {self.position.global_step + 1} "
+                                     f"(epoch {self.position.epoch + 1}): the run diverged; lower --lr")
+        with torch.no_grad():
+            ce = F.cross_entropy(logits.float(), labels)
+            correct = int((logits.argmax(dim=1) == labels).sum())
+        return float(loss.detach()), float(ce), float(contrast.detach()), correct, len(labels)
+
+    def evaluate_part(self, part: str) -> Scores:
+        """Scores of the current encoder on ``test`` or ``val`` (BatchNorm statistics of rank 0)."""
+        module = unwrap(self.model)
+        if is_distributed():
+            broadcast_buffers(module, exclude=_bank_buffers(module))
+        dataset, positions = (self.data.test, None) if part == "test" else (self.data.val, self.data.val_positions)
+        scores = evaluate(encoder_of(self.model), dataset, positions, self.device, self.config.test_batch_size,
+                          self.config.num_workers, self.amp, self.world,
+                          self.config.progress and self.world.is_main, part)
+        self.model.train()
+        return scores
+
+    def end_of_evaluation(self, seconds: float, complete: bool) -> Tuple[Scores, Optional[Scores]]:
+        """Evaluate, log and record the metrics line of the epoch in progress."""
+        position = self.position
+        test = self.evaluate_part("test")
+        val = self.evaluate_part("val") if self.data.val is not None else None
+        record = {"epoch": position.epoch + 1, "complete": complete, "step": position.global_step,
+                  "lr": self.optimizer.param_groups[0]["lr"], **self.meter.averages(self.device),
+                  "test_acc": test.accuracy(1), "test_top5": test.accuracy(5)}
+        if not self.config.csre:
+            record["contrast"] = None
+        if val is not None:
+            record["val_acc"] = val.accuracy(1)
+        record["seconds"] = round(seconds, 3)
+        self.work.append_metrics(record)
+        self.log.info("epoch %d%s  step %d  lr %.4g  loss %.4f  ce %.4f%s  train acc %.4f  %stest acc %.4f "
+                      "(top-5 %.4f)  %.1f s", record["epoch"], "" if complete else " (stopped by --max-steps)",
+                      record["step"], record["lr"], record["loss"], record["ce"],
+                      "" if record["contrast"] is None else f"  contrast {record['contrast']:.4f}",
+                      record["train_acc"], "" if val is None else f"val acc {record['val_acc']:.4f}  ",
+                      record["test_acc"], record["test_top5"], seconds)
+        return test, val
+
+    def run(self) -> TrainResult:
+        config, position = self.config, self.position
+        test = val = None
+        while position.epoch < config.epochs and self._steps_left() > 0:
+            started = time.perf_counter()
+            if not self.train_epoch():
+                self.save("last.pt")
+                test, val = self.end_of_evaluation(time.perf_counter() - started, complete=False)
+                break
+            test, val = self.end_of_evaluation(time.perf_counter() - started, complete=True)
+            self.scheduler.step()
+            position.epoch, position.batch = position.epoch + 1, 0
+            self.meter = EpochMeter()
+            improved = val is not None and (self.best_val is None or val.accuracy(1) > self.best_val)
+            if improved:
+                self.best_val = val.accuracy(1)
+            self.save("last.pt")
+            if improved:
+                self.save("best.pt")
+        return self.finish(test, val)
+
+    def finish(self, test: Optional[Scores], val: Optional[Scores]) -> TrainResult:
+        """Write the result: ``encoder.pt``, ``scores_test.npz`` (and ``scores_val.npz``)."""
+        selected = "last"
+        if self.data.val is not None and self.work.file("best.pt").exists():
+            best = ckpt.load_checkpoint(self.work.file("best.pt"), ckpt.TRAINING)
+            unwrap(self.model).load_state_dict(best["model"])
+            selected = f"best.pt (epoch {best['position']['epoch']}, val acc {best['best_val']:.4f})"
+            test = val = None
+        if test is None:
+            test = self.evaluate_part("test")
+            val = self.evaluate_part("val") if self.data.val is not None else None
+        if self.world.is_main:
+            save_scores(self.work.file("scores_test.npz"), test)
+            if val is not None:
+                save_scores(self.work.file("scores_val.npz"), val)
+            ckpt.save_checkpoint(self.work.file("encoder.pt"), ckpt.ENCODER, {
+                "model": encoder_of(self.model).state_dict(), "model_arguments": self.model_args,
+                "config": dataclasses.asdict(self.config), "store_fingerprint": self.fingerprint,
+                "position": dataclasses.asdict(self.position)})
+        barrier()
+        self.log.info("result (%s weights): test acc %.4f, top-5 %.4f%s; wrote scores_test.npz and encoder.pt in %s",
+                      selected, test.accuracy(1), test.accuracy(5),
+                      "" if val is None else f", val acc {val.accuracy(1):.4f}", self.work.path)
+        return TrainResult(self.work.path, self.position.global_step, self.position.epoch, test.accuracy(1),
+                           test.accuracy(5), selected, None if val is None else val.accuracy(1))
+
+
+def _seed_globals(seed: int, rank: int) -> None:
+    """Seed Python, NumPy and torch from ``(seed, rank)``: reproducible, and other dropout masks per rank."""
+    state = int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
+    random.seed(state)
+    np.random.seed(state)
+    torch.manual_seed(state)
+
+
+def resumed_config(state: Dict[str, Any], work_dir: str, file_values: Dict[str, Any],
+                   explicit: Dict[str, Any]) -> Tuple[TrainConfig, List[Tuple[str, Any, Any]]]:
+    """The configuration of the run resumed from ``state`` (its ``last.pt``): the checkpoint's, overridden by
+    the config file and the flags given now, and the fields that changed. Changing what is trained, or the
+    store's content, is refused (:func:`~csre_models.config.check_resume_changes`,
+    :func:`~csre_models.checkpoint.check_fingerprint`)."""
+    stored = config_from_dict(state["config"])
+    resumed = prepare_config(dataclasses.replace(resolve_config(file_values, explicit, base=stored),
+                                                 work_dir=work_dir))
+    changes = check_resume_changes(stored, resumed)
+    ckpt.check_fingerprint(state["store_fingerprint"], ckpt.store_fingerprint(resumed.store), resumed.store)
+    return resumed, changes
+
+
+def train(config: TrainConfig, resume: bool = False, file_values: Optional[Dict[str, Any]] = None,
+          explicit: Optional[Dict[str, Any]] = None) -> TrainResult:
+    """Run (or with ``resume`` continue) the training job ``config``; see the module docstring.
+
+    ``config`` is the resolved configuration. A resumed run continues the one in ``config.work_dir`` (when
+    unset, the default work dir of ``config``); its configuration is the checkpoint's with ``file_values``
+    (of ``--config``) and ``explicit`` (the flags given on the command line) applied over it.
+    """
+    world = world_info_from_env()
+    changes: List[Tuple[str, Any, Any]] = []
+    state: Dict[str, Any] = {}
+    if resume:
+        # With --work-dir the stored configuration supplies everything else; without, the work dir is the
+        # default one of the configuration given.
+        work_dir = config.work_dir or prepare_config(config).work_dir
+        last = Path(work_dir) / "last.pt"
+        if not last.exists():
+            raise ConfigError(f"--resume: {last} does not exist; nothing to resume")
+        state = ckpt.load_checkpoint(last, ckpt.TRAINING)
+        config, changes = resumed_config(state, work_dir, file_values or {}, explicit or {})
+    else:
+        config = prepare_config(config)
+        if (Path(config.work_dir) / "last.pt").exists():
+            raise ConfigError(f"{config.work_dir} already holds a run (last.pt); continue it with --resume or "
+                              f"choose another --work-dir")
+    if config.batch_size % world.world_size:
+        raise ConfigError(f"--batch-size {config.batch_size} is the global batch; it must divide evenly over the "
+                          f"{world.world_size} processes")
+    device = init_distributed(resolve_device(config.device), world)
+    work = WorkDir(Path(config.work_dir), world)
+    try:
+        trainer = Trainer(config, world, device, work)
+        if world.is_main:
+            dump_config(config, work.file("config.yaml"))
+        trainer.describe()
+        if resume:
+            for name, old, new in changes:
+                trainer.log.info("resume: %s changed from %r to %r", name, old, new)
+            trainer.restore(state)
+            del state
+        return trainer.run()
+    finally:
+        work.close()
+        shutdown_distributed()
