@@ -1,0 +1,218 @@
+"""The ``csre-train``, ``csre-eval`` and ``csre-ensemble`` commands: thin click wrappers around
+:mod:`csre_models.engine` and :mod:`csre_models.ensemble`.
+
+Every field of :class:`csre_models.config.TrainConfig` is a ``csre-train`` flag of the same name
+(``batch_size`` -> ``--batch-size``), so a YAML config file and the command line speak the same language.
+``python -m cli.train`` runs ``csre-train``.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable, Dict, Tuple
+
+import click
+import yaml
+from click.core import ParameterSource
+
+EXIT_FAILED = 1
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+def _reports_errors(program: str) -> Callable:
+    """Turn the errors a user can cause into ``<program>: error: <reason>`` on stderr and exit status 1."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            from csre_models.checkpoint import CheckpointError
+            from csre_models.config import ConfigError
+            from csre_models.ensemble import ScoresError
+            from skeldata.errors import SkeldataError
+            try:
+                return fn(*args, **kwargs)
+            except (ConfigError, CheckpointError, ScoresError, SkeldataError, FloatingPointError, OSError) as exc:
+                click.echo(f"{program}: error: {exc}", err=True)
+                sys.exit(EXIT_FAILED)
+
+        return wrapper
+
+    return decorate
+
+
+# ------------------------------------------------------------------------------------------ csre-train
+
+def _config_options(fn: Callable) -> Callable:
+    """One click option per :class:`TrainConfig` field, defaults and help taken from the dataclass."""
+    import typing
+
+    from csre_models.config import TrainConfig, config_fields
+
+    hints = typing.get_type_hints(TrainConfig)
+    for spec in reversed(config_fields()):
+        flag = "--" + spec.name.replace("_", "-")
+        kind = hints[spec.name]
+        if typing.get_origin(kind) is typing.Union:
+            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+        default = spec.default_factory() if callable(spec.default_factory) else spec.default
+        help_text = spec.metadata["help"]
+        if kind is bool:
+            option = click.option(f"{flag}/--no-{flag[2:]}", spec.name, default=default, show_default=True,
+                                  help=help_text)
+        elif spec.name == "encoder_options":
+            option = click.option("--encoder-option", spec.name, multiple=True, metavar="KEY=VALUE",
+                                  help=help_text)
+        elif spec.name == "lr_steps":
+            option = click.option(flag, spec.name, default=",".join(map(str, default)), show_default=True,
+                                  metavar="E1,E2,...", help=help_text)
+        else:
+            option = click.option(flag, spec.name, type=kind, default=default, help=help_text,
+                                  show_default=default is not None)
+        fn = option(fn)
+    return fn
+
+
+def _explicit_values(ctx: click.Context, values: Dict[str, Any]) -> Dict[str, Any]:
+    """The configuration values given on the command line (not left at their defaults)."""
+    from csre_models.config import ConfigError, config_fields
+
+    explicit = {}
+    for spec in config_fields():
+        if ctx.get_parameter_source(spec.name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            explicit[spec.name] = values[spec.name]
+    if "encoder_options" in explicit:
+        pairs = {}
+        for item in explicit["encoder_options"]:
+            key, separator, text = item.partition("=")
+            if not separator or not key:
+                raise ConfigError(f"--encoder-option {item!r}: expected KEY=VALUE")
+            pairs[key] = yaml.safe_load(text)
+        explicit["encoder_options"] = pairs
+    return explicit
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="YAML file of flag values (keys as the flags without dashes); flags given here win.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in the work dir from its last.pt, exactly where it stopped (same store "
+                   "required). Flags given now override the stored configuration, except those that change "
+                   "what is trained.")
+@_config_options
+@click.pass_context
+@_reports_errors("csre-train")
+def train(ctx: click.Context, config_file: str, resume: bool, **values) -> None:
+    """Train a skeleton encoder, with CSRE by default, from a skeldata store.
+
+    Configuration: defaults < --config FILE.yaml < flags given on the command line; the result is written
+    to <work dir>/config.yaml. The work dir also receives log.txt, metrics.jsonl (one line per epoch),
+    last.pt (everything needed by --resume), encoder.pt (the plain encoder: CSRE is training-only) and
+    scores_test.npz.
+
+    Model selection: with --val-fraction F a seeded fraction F of the training samples is held out, and
+    the epoch of best validation accuracy is the result (best.pt). Without it nothing is selected: the last
+    epoch is the result and the test accuracy is only reported. Nothing is ever chosen on the test set.
+
+    Distributed: run the same command under torchrun (one process per GPU, or per CPU share with gloo);
+    --batch-size stays the global batch.
+
+    \b
+    Example:
+      csre-train --store ucla.h5 --benchmark xview --encoder ctrgcn --stream joint --device cpu
+      csre-train --config configs/ctrgcn/ntu60-xsub-joint.yaml --store ntu60.h5 --val-fraction 0.05
+      csre-train --config configs/ctrgcn/ntu60-xsub-joint.yaml --store ntu60.h5 --resume
+      csre-train --store ntu60.h5 --benchmark xsub --encoder ctrgcn --no-csre --max-steps 20
+      torchrun --nproc_per_node=2 --no-python csre-train --config configs/ctrgcn/ntu60-xsub-joint.yaml \\
+               --store ntu60.h5
+    """
+    from csre_models.config import load_config_file, resolve_config
+    from csre_models.engine import train as run_training
+
+    file_values = load_config_file(config_file) if config_file else {}
+    explicit = _explicit_values(ctx, values)
+    config = resolve_config(file_values, explicit)
+    run_training(config, resume=resume, file_values=file_values, explicit=explicit)
+
+
+# ------------------------------------------------------------------------------------------- csre-eval
+
+@click.command(context_settings=CONTEXT)
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False),
+              help="A training checkpoint (last.pt, best.pt) or an exported encoder.pt.")
+@click.option("--store", required=True, type=click.Path(dir_okay=False), help="Store to evaluate on.")
+@click.option("--benchmark", default=None, help="Benchmark (default: the one the model was trained on).")
+@click.option("--part", default="test", show_default=True, type=click.Choice(["test", "train"]),
+              help="Part of the benchmark (test-time transforms either way).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Score file to write (.npz).")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--num-workers", default=2, show_default=True, type=click.IntRange(min=0))
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+@_reports_errors("csre-eval")
+def evaluate(checkpoint: str, store: str, benchmark: str, part: str, out: str, device: str, batch_size: int,
+             num_workers: int, progress: bool) -> None:
+    """Evaluate a trained encoder and write its scores (names, logits, labels) to an .npz file.
+
+    The stream, window and feeder variant are those the model was trained with; only the encoder runs
+    (the CSRE head is not needed at inference).
+
+    \b
+    Example:
+      csre-eval --checkpoint work_dirs/ctrgcn-csre-ucla-xview-joint/encoder.pt --store ucla.h5 \\
+                --out ucla-joint.npz
+    """
+    from csre_models.checkpoint import store_fingerprint
+    from csre_models.engine import evaluate_checkpoint
+    from csre_models.ensemble import save_scores
+
+    scores, payload = evaluate_checkpoint(checkpoint, store, benchmark, part, device, batch_size, num_workers,
+                                          progress)
+    if payload["store_fingerprint"] != store_fingerprint(store):
+        click.echo(f"csre-eval: note: {store} is not the store this model was trained on", err=True)
+    save_scores(out, scores)
+    click.echo(f"{len(scores.labels)} samples: top-1 {scores.accuracy(1):.4f}, top-5 {scores.accuracy(5):.4f}; "
+               f"wrote {out}")
+
+
+# --------------------------------------------------------------------------------------- csre-ensemble
+
+def _parse_weights(text: str, count: int) -> Tuple[float, ...]:
+    from csre_models.ensemble import ScoresError
+    try:
+        return tuple(float(w) for w in text.split(","))
+    except ValueError:
+        raise ScoresError(f"--weights {text!r}: expected {count} comma-separated numbers") from None
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("scores", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--weights", default=None, metavar="W1,W2,...",
+              help="One weight per score file (default: all 1). Fixed in advance or chosen on validation "
+                   "scores, never on the test labels.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Fused score file to write (.npz, with the weights and sources recorded).")
+@_reports_errors("csre-ensemble")
+def ensemble(scores: Tuple[str, ...], weights: str, out: str) -> None:
+    """Fuse score files of several streams: sum of weight * logits, then report the fused top-1.
+
+    The files must list the same samples in the same order (as csre-train and csre-eval write them for
+    one benchmark part).
+
+    \b
+    Example:
+      csre-ensemble joint.npz bone.npz joint_motion.npz bone_motion.npz --weights 0.6,0.6,0.4,0.4 \\
+                    --out fused.npz
+    """
+    from csre_models.ensemble import fuse, load_scores, save_scores
+
+    parts = [load_scores(path) for path in scores]
+    fused = fuse(parts, _parse_weights(weights, len(parts)) if weights else None, sources=scores)
+    for path, part, weight in zip(scores, parts, fused.extra["weights"]):
+        click.echo(f"{path}: top-1 {part.accuracy(1):.4f} (weight {weight:g})")
+    save_scores(out, fused)
+    click.echo(f"fused {len(parts)} files, {len(fused.labels)} samples: top-1 {fused.accuracy(1):.4f}, "
+               f"top-5 {fused.accuracy(5):.4f}; wrote {out}")
+
+
+if __name__ == "__main__":
+    train()
