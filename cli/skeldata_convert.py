@@ -42,13 +42,13 @@ def import_command(source: str, fmt: str, dataset: str, benchmark: Optional[str]
     """Read a file in a format people already have into a store.
 
     sgn-npz: the file holds one benchmark and no sample names. The store holds its train samples,
-    then its test samples, named train_000000, ..., test_000000, ...; frame counts are found by
+    then its test samples, named 1_train_000000, ..., 2_test_000000, ...; frame counts are found by
     stripping the zero padding, bodies by the second slot being zero (or, for ntu120, a copy of
     the first). Read in blocks of rows: memory stays small whatever the file's size.
 
-    pyskl: names from frame_dir, benchmarks from 'split' (<bench>_val is the test part), and the
-    setup, camera, performer and replication from NTU names (action, subject, take, view from
-    NW-UCLA names). The pickle is loaded whole.
+    pyskl: names from frame_dir (the store is in name order), benchmarks from 'split' (<bench>_val
+    is the test part), and the setup, camera, performer and replication from NTU names (action,
+    subject, take, view from NW-UCLA names). The pickle is loaded whole.
 
     \b
     Example:

@@ -65,7 +65,7 @@ def compute_stats(store: Store) -> Dict[str, object]:
                     "by_reason": {str(reason): int(count)
                                   for reason, count in dropped["reason"].value_counts().sort_index().items()}},
         "denoising": ({column: int(table[column].sum()) for column in REPORT_COLUMNS}
-                      if spec.family == "ntu" else None),
+                      if set(REPORT_COLUMNS) <= set(table.columns) else None),  # none in NW-UCLA, imported stores
     }
 
 

@@ -63,9 +63,17 @@ UCLA_SAMPLE_COLUMNS = {
 }
 
 
-def sample_columns(spec: DatasetSpec) -> Dict[str, object]:
-    """The per-sample columns of a store of this data set."""
-    return UCLA_SAMPLE_COLUMNS if spec.family == "ucla" else NTU_SAMPLE_COLUMNS
+#: Per-sample columns of an NTU store made by ``skeldata import`` (``docs/formats.md``): the sample's
+#: identity and shape, without the denoising counts of a pipeline run the imported formats do not record.
+IMPORTED_NTU_COLUMNS = {name: NTU_SAMPLE_COLUMNS[name] for name in (
+    "name", "label", "setup", "camera", "performer", "replication", "n_frames", "n_bodies")}
+
+
+def sample_columns(spec: DatasetSpec, imported: bool = False) -> Dict[str, object]:
+    """The per-sample columns of a store of this data set (``imported``: made by ``skeldata import``)."""
+    if spec.family == "ucla":
+        return UCLA_SAMPLE_COLUMNS
+    return IMPORTED_NTU_COLUMNS if imported else NTU_SAMPLE_COLUMNS
 
 
 #: Denoising counts summed over a store (``skeldata stats``, the build summary).

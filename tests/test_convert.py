@@ -19,6 +19,8 @@ from skeldata import open_store
 from skeldata.build import build
 from skeldata.convert.importers import import_pyskl, import_sgn_npz
 from skeldata.export import _joints_in_store_order, export_pyskl, export_sgn_npz
+from skeldata.stats import compute_stats
+from skeldata.verify import verify
 
 GOLDEN = FIXTURES / "golden"
 NTU_BENCHMARKS = {"ntu60": ("xsub", "xview"), "ntu120": ("xsub", "xset")}
@@ -87,6 +89,7 @@ def assert_pyskl_round_trip(store_path: Path, dataset: str, tmp_path: Path) -> N
             for part in ("train", "test"):
                 assert np.array_equal(back.split(bench, part), original.split(bench, part))
         assert (back.attrs["source_format"], back.attrs["names"]) == ("pyskl", "frame_dir")
+    assert_a_sound_store(tmp_path / "back.h5")
     with open_store(tmp_path / "back.h5") as back:
         export_pyskl(back, tmp_path / "b.pkl")
     assert_same_pickles(tmp_path / "a.pkl", tmp_path / "b.pkl")
@@ -118,11 +121,21 @@ def test_store_to_sgn_npz_to_store_keeps_every_value(stores, tmp_path, dataset, 
         assert back.benchmarks == [bench]
         assert np.array_equal(back.split(bench, "train"), np.arange(n_train))
         assert np.array_equal(back.split(bench, "test"), np.arange(n_train, len(order)))
-        assert back.names[0] == "train_000000" and back.names[n_train] == "test_000000"
+        assert back.names[0] == "1_train_000000" and back.names[n_train] == "2_test_000000"
         assert (back.attrs["source_format"], back.attrs["names"]) == ("sgn-npz", "synthetic")
         assert (back.column("setup") == -1).all() and "raw_frames" not in back.samples.columns
         export_sgn_npz(back, bench, tmp_path / "b.npz")
     assert_same_npz(tmp_path / "a.npz", tmp_path / "b.npz")
+    assert_a_sound_store(tmp_path / "back.h5")
+
+
+def assert_a_sound_store(path: Path) -> None:
+    """An imported store passes `skeldata verify` and `skeldata stats` describes it (no denoising counts)."""
+    result = verify(path)
+    assert result.ok, [str(p) for p in result.problems]
+    with open_store(path) as store:
+        stats = compute_stats(store)
+    assert stats["samples"] == result.samples and stats["denoising"] is None
 
 
 def assert_same_npz(expected: Path, produced: Path) -> None:
@@ -198,6 +211,22 @@ def test_pyskl_pickle_has_the_structure_pose_dataset_reads(stores, tmp_path):
         assert 1 in table.n_bodies.values and 2 in table.n_bodies.values
     selected = set(data["split"]["xsub_train"])  # PoseDataset.load_pkl_annotations
     assert len([a for a in annotations if a["frame_dir"] in selected]) == 7
+
+
+def test_a_pickle_out_of_name_order_gives_a_store_in_name_order(stores, tmp_path):
+    with open_store(stores["ucla"]) as store:
+        export_pyskl(store, tmp_path / "a.pkl")
+        names, test = store.names, [store.names[i] for i in store.split("xview", "test")]
+    with open(tmp_path / "a.pkl", "rb") as stream:
+        data = pickle.load(stream)
+    data["annotations"].reverse()
+    data["split"]["xview_val"].reverse()
+    (tmp_path / "b.pkl").write_bytes(pickle.dumps(data, protocol=4))
+    import_pyskl(tmp_path / "b.pkl", "ucla", tmp_path / "s.h5")
+    with open_store(tmp_path / "s.h5") as imported:
+        assert imported.names == names
+        assert [names[i] for i in imported.split("xview", "test")] == test[::-1]  # the pickle's order
+    assert verify(tmp_path / "s.h5").ok
 
 
 def test_a_pickle_as_pyskl_writes_it_is_imported(stores, tmp_path):
@@ -322,7 +351,9 @@ BAD_PICKLES = [
     ("no annotations", {"split": {}}, "no 'annotations' key"),
     ("code", {"split": {}, "annotations": [Evil()]}, "refers to posix.getcwd"),
     ("no keypoint", pyskl_file([{"frame_dir": "S001C001P001R001A001", "label": 0}]),
-     "annotation 0 has no keypoint"),
+     "annotation 0 (S001C001P001R001A001) has no keypoint"),
+    ("no frame_dir", pyskl_file([{"label": 0}], split={}), "annotation 0 has no frame_dir"),
+    ("not a dict", pyskl_file([[0]], split={}), "annotation 0 is a list; expected a dict"),
     ("2D keypoint", pyskl_file([annotation(coords=2)]), "keypoint has 2 coordinates per joint; skeldata stores 3D"),
     ("NW-UCLA joints", pyskl_file([annotation(joints=20)]), "keypoint has 20 joints; the data set's layout has 25"),
     ("three bodies", pyskl_file([annotation(bodies=3)]), "keypoint has 3 bodies; the data set holds 1 to 2"),

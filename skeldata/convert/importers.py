@@ -2,11 +2,13 @@
 
 * ``sgn-npz``: an SGN-family ``NTU60_CS.npz``-style file (:mod:`.sgn_npz`). It holds one benchmark and
   no sample names: the user names the data set and the benchmark; the store holds the train part then
-  the test part, in file order, under synthetic names ``train_000000``, ``test_000000``, ...; the
-  benchmark's parts are those index ranges. Read a block of rows at a time: bounded memory.
-* ``pyskl``: a pyskl / mmaction2 annotation pickle (:mod:`.pyskl`). Names come from ``frame_dir``,
-  labels and bodies from each annotation, the benchmarks from ``split`` (``<bench>_val`` becomes the
-  ``test`` part). A pickle is loaded whole.
+  the test part, in file order, under synthetic names that sort in that order (``1_train_000000``,
+  ..., ``2_test_000000``, ...); the benchmark's parts are those index ranges. Read a block of rows at
+  a time: bounded memory.
+* ``pyskl``: a pyskl / mmaction2 annotation pickle (:mod:`.pyskl`). Names come from ``frame_dir``
+  (the store is in name order, as every store is), labels and bodies from each annotation, the
+  benchmarks from ``split`` in its order (``<bench>_val`` becomes the ``test`` part). A pickle is
+  loaded whole.
 
 Name fields (setup, camera, performer, replication for NTU; action, subject, take, view for NW-UCLA)
 come from names of the data set's form and are -1 otherwise. The build's denoising counts
@@ -30,7 +32,7 @@ from ..formats.ntu import parse_name
 from ..formats.ucla import parse_ucla_name
 from ..layouts import get_layout
 from ..splits import PARTS, get_benchmark
-from ..store import NTU_SAMPLE_COLUMNS, UCLA_SAMPLE_COLUMNS, StoreWriter
+from ..store import StoreWriter, sample_columns
 from . import pyskl
 from .sgn_npz import SgnNpzReader
 
@@ -40,9 +42,6 @@ Progress = Callable[[int], None]
 #: A name field the source does not give.
 UNKNOWN = -1
 
-#: Columns of an imported NTU store: identity and shape of each sample, no denoising counts.
-IMPORTED_NTU_COLUMNS = {name: NTU_SAMPLE_COLUMNS[name] for name in (
-    "name", "label", "setup", "camera", "performer", "replication", "n_frames", "n_bodies")}
 _NAME_FIELDS = {"ntu": ("setup", "camera", "performer", "replication"),
                 "ucla": ("action", "subject", "take", "view")}
 
@@ -61,11 +60,6 @@ class ImportSummary:
     seconds: float = 0.0
 
 
-def imported_columns(spec: DatasetSpec) -> Dict[str, object]:
-    """The per-sample columns of a store imported for data set ``spec``."""
-    return UCLA_SAMPLE_COLUMNS if spec.family == "ucla" else IMPORTED_NTU_COLUMNS
-
-
 def import_sgn_npz(path: PathLike, dataset: str, benchmark: str, out: PathLike, compression: str = "lzf",
                    progress: Progress = lambda n: None) -> ImportSummary:
     """An SGN-family npz of ``benchmark`` of ``dataset`` into a store at ``out``."""
@@ -74,9 +68,10 @@ def import_sgn_npz(path: PathLike, dataset: str, benchmark: str, out: PathLike, 
     with SgnNpzReader(path, spec) as reader:
         get_benchmark(spec.name, benchmark)
         with _writer(out, spec, path, "sgn-npz", "synthetic", compression) as writer:
+            digits = max(6, len(str(max(reader.counts.values()))))
             for sample in reader.samples():
                 row = _unknown_fields(spec)
-                row.update(name=f"{sample.part}_{sample.index:06d}", label=sample.label,
+                row.update(name=_synthetic_name(sample.part, sample.index, digits), label=sample.label,
                            n_frames=len(sample.joints), n_bodies=sample.n_bodies)
                 writer.add_sample(row, sample.joints)
                 progress(1)
@@ -96,19 +91,18 @@ def import_pyskl(path: PathLike, dataset: str, out: PathLike, compression: str =
     spec = get_dataset(dataset)
     layout = get_layout(spec.layout)
     split, annotations = pyskl.read_annotation_file(path)
-    index: Dict[str, int] = {}
+    names = pyskl.frame_dirs(annotations, path)
+    order = sorted(range(len(names)), key=names.__getitem__)
+    index = {names[i]: position for position, i in enumerate(order)}
     with _writer(out, spec, path, "pyskl", "frame_dir", compression) as writer:
-        for i, item in enumerate(annotations):
-            name, label, keypoint = pyskl.check_annotation(item, i, path, layout.num_joints, spec.max_bodies,
-                                                           spec.num_classes)
-            if name in index:
-                raise SkeldataError(f"{path}: frame_dir {name!r} is in annotations {index[name]} and {i}")
-            index[name] = i
+        for i in order:
+            label, keypoint = pyskl.check_annotation(annotations[i], i, path, layout.num_joints, spec.max_bodies,
+                                                     spec.num_classes)
             n_bodies, n_frames = keypoint.shape[:2]
             joints = np.zeros((n_frames, spec.max_bodies) + keypoint.shape[2:], dtype=np.float32)
             joints[:, :n_bodies] = keypoint.transpose(1, 0, 2, 3)
-            row = _name_fields(spec, name, label, f"{path}: annotation {i} ({name})")
-            row.update(name=name, label=label, n_frames=n_frames, n_bodies=n_bodies)
+            row = _name_fields(spec, names[i], label, f"{path}: annotation {i} ({names[i]})")
+            row.update(name=names[i], label=label, n_frames=n_frames, n_bodies=n_bodies)
             writer.add_sample(row, joints)
             progress(1)
         splits = _pyskl_splits(split, index, spec, path)
@@ -123,7 +117,7 @@ def _writer(out: PathLike, spec: DatasetSpec, source: PathLike, fmt: str, names:
     attrs = {"sources": [str(Path(source).resolve())], "source_format": fmt, "names": names,
              "pipeline": {"reference": f"not recorded: imported from a {fmt} file, which does not say how "
                                        f"it was made"}}
-    return StoreWriter(out, spec, kind="store", columns=imported_columns(spec), compression=compression,
+    return StoreWriter(out, spec, kind="store", columns=sample_columns(spec, imported=True), compression=compression,
                        attrs=attrs)
 
 
@@ -134,6 +128,12 @@ def _summarise(writer: StoreWriter, splits: Mapping[str, Mapping[str, np.ndarray
                          frames=int(writer.column("n_frames").sum()) if len(writer) else 0,
                          splits={bench: {part: len(indices) for part, indices in parts.items()}
                                  for bench, parts in splits.items()})
+
+
+def _synthetic_name(part: str, index: int, digits: int) -> str:
+    """``1_train_000000``, ..., ``2_test_000000``, ...: row ``index`` of ``x_<part>``, named so that the
+    names sort in file order (train, then test), as a store's names must."""
+    return f"{PARTS.index(part) + 1}_{part}_{index:0{digits}d}"
 
 
 def _unknown_fields(spec: DatasetSpec) -> dict:

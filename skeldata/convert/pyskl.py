@@ -168,20 +168,34 @@ def _check_pickle_start(head: bytes, path: Path) -> None:
         raise SkeldataError(f"{path}: not a pickle of protocol 2 or later; it starts with {head!r}{hint}")
 
 
-def check_annotation(item, index: int, path: Path, num_joints: int, max_bodies: int,
-                     num_classes: int) -> Tuple[str, int, np.ndarray]:
-    """``(frame_dir, label, keypoint float32 (M, T, V, 3))`` of annotation ``index``, or an error
-    naming the annotation and what is wrong with it for a data set of these sizes."""
-    where = f"{path}: annotation {index}"
-    if not isinstance(item, dict):
-        raise SkeldataError(f"{where} is a {type(item).__name__}; expected a dict")
-    missing = [key for key in ("frame_dir", "label", "keypoint") if key not in item]
+def frame_dirs(annotations: list, path: Path) -> List[str]:
+    """The ``frame_dir`` of every annotation: each annotation a dict, each name a non-empty string
+    that no other annotation has."""
+    names: Dict[str, int] = {}
+    for index, item in enumerate(annotations):
+        where = f"{path}: annotation {index}"
+        if not isinstance(item, dict):
+            raise SkeldataError(f"{where} is a {type(item).__name__}; expected a dict")
+        if "frame_dir" not in item:
+            raise SkeldataError(f"{where} has no frame_dir")
+        name = item["frame_dir"]
+        if not isinstance(name, str) or not name:
+            raise SkeldataError(f"{where}: frame_dir is {name!r}; expected a non-empty name")
+        if name in names:
+            raise SkeldataError(f"{path}: frame_dir {name!r} is in annotations {names[name]} and {index}")
+        names[name] = index
+    return list(names)
+
+
+def check_annotation(item: dict, index: int, path: Path, num_joints: int, max_bodies: int,
+                     num_classes: int) -> Tuple[int, np.ndarray]:
+    """``(label, keypoint float32 (M, T, V, 3))`` of annotation ``index`` (whose ``frame_dir``
+    :func:`frame_dirs` has checked), or an error naming the annotation and what is wrong with it for
+    a data set of these sizes."""
+    where = f"{path}: annotation {index} ({item['frame_dir']})"
+    missing = [key for key in ("label", "keypoint") if key not in item]
     if missing:
         raise SkeldataError(f"{where} has no {', '.join(missing)}")
-    name = item["frame_dir"]
-    if not isinstance(name, str) or not name:
-        raise SkeldataError(f"{where}: frame_dir is {name!r}; expected a non-empty name")
-    where = f"{path}: annotation {index} ({name})"
     label = item["label"]
     if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):
         raise SkeldataError(f"{where}: label is {label!r}; expected an integer")
@@ -212,7 +226,7 @@ def check_annotation(item, index: int, path: Path, num_joints: int, max_bodies: 
     if keypoint.dtype.itemsize > 4 and not np.array_equal(values, keypoint):
         raise SkeldataError(f"{where}: keypoint holds {keypoint.dtype} values that float32 cannot represent "
                             f"exactly; the store holds float32")
-    return name, int(label), values
+    return int(label), values
 
 
 def iter_split(split: Mapping[str, list], path: Path) -> Iterator[Tuple[str, str, str, list]]:
