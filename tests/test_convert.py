@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from conftest import FIXTURES, shared_path
 from skeldata import open_store
 from skeldata.build import build
 from skeldata.convert.importers import import_pyskl, import_sgn_npz
+from skeldata.convert.pyskl import write_annotation_file
 from skeldata.export import _joints_in_store_order, export_pyskl, export_sgn_npz
 from skeldata.stats import compute_stats
 from skeldata.verify import verify
@@ -211,6 +213,22 @@ def test_pyskl_pickle_has_the_structure_pose_dataset_reads(stores, tmp_path):
         assert 1 in table.n_bodies.values and 2 in table.n_bodies.values
     selected = set(data["split"]["xsub_train"])  # PoseDataset.load_pkl_annotations
     assert len([a for a in annotations if a["frame_dir"] in selected]) == 7
+
+
+def test_the_pickle_is_written_without_keeping_what_it_wrote(tmp_path):
+    refs, alive = [], []
+
+    def annotations():
+        for i in range(2000):
+            keypoint = np.zeros((1, 3, 25, 3), dtype=np.float32)
+            refs.append(weakref.ref(keypoint))
+            alive.append(sum(ref() is not None for ref in refs))
+            yield {"frame_dir": f"s{i}", "label": 0, "keypoint": keypoint, "total_frames": 3}
+
+    write_annotation_file(tmp_path / "a.pkl", {}, annotations())
+    assert max(alive) <= 2  # the pickler looks one item ahead, and keeps nothing it has written
+    with open(tmp_path / "a.pkl", "rb") as stream:
+        assert len(pickle.load(stream)["annotations"]) == 2000
 
 
 def test_a_pickle_out_of_name_order_gives_a_store_in_name_order(stores, tmp_path):

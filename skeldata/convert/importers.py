@@ -93,7 +93,7 @@ def import_pyskl(path: PathLike, dataset: str, out: PathLike, compression: str =
     split, annotations = pyskl.read_annotation_file(path)
     names = pyskl.frame_dirs(annotations, path)
     order = sorted(range(len(names)), key=names.__getitem__)
-    index = {names[i]: position for position, i in enumerate(order)}
+    splits = _pyskl_splits(split, {names[i]: position for position, i in enumerate(order)}, spec, path)
     with _writer(out, spec, path, "pyskl", "frame_dir", compression) as writer:
         for i in order:
             label, keypoint = pyskl.check_annotation(annotations[i], i, path, layout.num_joints, spec.max_bodies,
@@ -105,7 +105,6 @@ def import_pyskl(path: PathLike, dataset: str, out: PathLike, compression: str =
             row.update(name=names[i], label=label, n_frames=n_frames, n_bodies=n_bodies)
             writer.add_sample(row, joints)
             progress(1)
-        splits = _pyskl_splits(split, index, spec, path)
         summary = _summarise(writer, splits, path, "pyskl", spec, out)
         writer.commit(splits)
     summary.seconds = time.perf_counter() - started

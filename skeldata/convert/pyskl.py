@@ -18,6 +18,7 @@ unpickling can run code.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import pickle
 from pathlib import Path
@@ -125,7 +126,6 @@ class _AnnotationUnpickler(pickle.Unpickler):
 
 
 def _has_module(name: str) -> bool:
-    import importlib.util
     return importlib.util.find_spec(name) is not None
 
 
