@@ -64,3 +64,31 @@ def spatial_adjacency(layout: Union[str, Layout], variant: str = "standard") -> 
         normalize_columns(edge_matrix(outward, num_joints)),
     )
     return np.stack(subsets).astype(np.float32)
+
+
+#: Skeleton graph of each layout that Hyperformer and BlockGCN build their hop distances from (their
+#: NTU graph attaches the hand tip and thumb both to the hand; see ``skeldata.layouts``).
+HOP_GRAPH_VARIANTS = {"ntu25": "hands_fork", "ucla20": "standard"}
+
+
+def hop_distances(adjacency: np.ndarray) -> np.ndarray:
+    """Shortest-path distances (in edges) between all joints of a connected skeleton graph.
+
+    Args:
+        adjacency: ``(K, V, V)`` adjacency subsets (as :func:`spatial_adjacency`); two joints are
+            neighbours when any subset links them.
+
+    Returns:
+        int64 ``(V, V)`` array, 0 on the diagonal.
+    """
+    linked = (adjacency.sum(axis=0) != 0).astype(np.int64)
+    distances = np.full(linked.shape, -1, dtype=np.int64)
+    within = np.eye(len(linked), dtype=bool)  # pairs joined by a path of at most `hops` edges
+    hops = 0
+    while (within & (distances < 0)).any():
+        distances[within & (distances < 0)] = hops
+        within |= (within.astype(np.int64) @ linked) > 0
+        hops += 1
+    if (distances < 0).any():
+        raise ValueError("the skeleton graph is not connected")
+    return distances

@@ -19,7 +19,7 @@ own ``V x V`` topology (a block-diagonal graph convolution). Three branches, eac
 (computed as one einsum over all branches and one grouped convolution holding the three ``fc2``).
 
 ``fc1`` starts at identity matrices and ``rpe`` (one value per hop distance) at zero; ``hop(i, j)`` is the
-shortest-path distance in the skeleton graph (Hyperformer's graph, :func:`.hyperformer.hop_distances`),
+shortest-path distance in the skeleton graph (Hyperformer's graph, :func:`._graph.hop_distances`),
 computed here, not stored in the state dict. The branches are summed, then BN, shortcut, ReLU. (The
 official constructor sets that BN's gamma to 1e-6 and then re-initialises every BN of the unit to 1; so
 does this one, gamma starts at 1.)
@@ -67,10 +67,9 @@ import torch.nn.functional as F
 
 from ._blocks import (TEN_BLOCK_STRIDES, GraphEncoder, MultiScaleTemporalConv, bn_init, channel_shortcut,
                       conv_init, graph_temporal_blocks)
-from ._graph import spatial_adjacency
+from ._graph import HOP_GRAPH_VARIANTS, hop_distances, spatial_adjacency
 from ._persistence import StructureElements, rips_zero_dim_deaths
 from ._registry import register_encoder
-from .hyperformer import GRAPH_VARIANTS, hop_distances
 
 #: Width of the joint embedding (the input of ``l1``).
 EMBED_CHANNELS = 128
@@ -219,7 +218,7 @@ class BlockGCN(GraphEncoder):
 
     def __init__(self, num_class: int, layout: str = "ntu25", num_person: int = 2, window: int = 64,
                  in_channels: int = 3, drop_out: float = 0.0, faithful: bool = True):
-        hops = torch.from_numpy(hop_distances(spatial_adjacency(layout, GRAPH_VARIANTS[layout])))
+        hops = torch.from_numpy(hop_distances(spatial_adjacency(layout, HOP_GRAPH_VARIANTS[layout])))
         blocks = graph_temporal_blocks(
             EMBED_CHANNELS,
             make_gcn=lambda cin, cout: BlockGraphConv(cin, cout, hops),

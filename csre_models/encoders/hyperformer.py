@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -32,11 +31,8 @@ import torch.nn.functional as F
 from skeldata.layouts import get_layout
 
 from ._blocks import TEN_BLOCK_STRIDES, GraphEncoder, MultiScaleTemporalConv, graph_temporal_blocks
-from ._graph import spatial_adjacency
+from ._graph import HOP_GRAPH_VARIANTS, hop_distances, spatial_adjacency
 from ._registry import register_encoder
-
-#: Skeleton graph of each layout that the official Hyperformer builds its hop distances from.
-GRAPH_VARIANTS: Dict[str, str] = {"ntu25": "hands_fork", "ucla20": "standard"}
 
 #: Body parts (hyperedges) by joint name, in the order of their index in the official ``joint_label``.
 BODY_PARTS: Dict[str, Tuple[Tuple[str, ...], ...]] = {
@@ -59,29 +55,6 @@ BODY_PARTS: Dict[str, Tuple[Tuple[str, ...], ...]] = {
 HEAD_DIM = 24
 #: Groups of the attention's output projection (fixed in the official code, whatever the head count).
 PROJECTION_GROUPS = 6
-
-
-def hop_distances(adjacency: np.ndarray) -> np.ndarray:
-    """Shortest-path distances (in edges) between all joints of a connected skeleton graph.
-
-    Args:
-        adjacency: ``(K, V, V)`` adjacency subsets (as :func:`._graph.spatial_adjacency`); two joints are
-            neighbours when any subset links them.
-
-    Returns:
-        int64 ``(V, V)`` array, 0 on the diagonal.
-    """
-    linked = (adjacency.sum(axis=0) != 0).astype(np.int64)
-    distances = np.full(linked.shape, -1, dtype=np.int64)
-    within = np.eye(len(linked), dtype=bool)  # pairs joined by a path of at most `hops` edges
-    hops = 0
-    while (within & (distances < 0)).any():
-        distances[within & (distances < 0)] = hops
-        within |= (within.astype(np.int64) @ linked) > 0
-        hops += 1
-    if (distances < 0).any():
-        raise ValueError("the skeleton graph is not connected")
-    return distances
 
 
 def body_part_labels(layout: str, parts: Sequence[Sequence[str]]) -> torch.Tensor:
@@ -189,7 +162,7 @@ class Hyperformer(GraphEncoder):
     def __init__(self, num_class: int, layout: str = "ntu25", num_person: int = 2, window: int = 64,
                  in_channels: int = 3, num_heads: int = 9,
                  body_parts: Optional[Sequence[Sequence[str]]] = None, drop_out: float = 0.0):
-        adjacency = spatial_adjacency(layout, GRAPH_VARIANTS[layout])
+        adjacency = spatial_adjacency(layout, HOP_GRAPH_VARIANTS[layout])
         hops = torch.from_numpy(hop_distances(adjacency))
         part_labels = body_part_labels(layout, BODY_PARTS[layout] if body_parts is None else body_parts)
         width = HEAD_DIM * num_heads
