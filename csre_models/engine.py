@@ -63,8 +63,8 @@ from .encoders import list_encoders
 from .ensemble import Scores, save_scores
 from .schedule import build_optimizer
 
-__all__ = ["TrainResult", "train", "evaluate", "evaluate_checkpoint", "resolve_device", "prepare_config",
-           "validation_samples", "takes_joint_input", "EpochBatches"]
+__all__ = ["TrainResult", "train", "evaluate", "evaluate_checkpoint", "training_step", "build_model",
+           "resolve_device", "prepare_config", "validation_samples", "takes_joint_input", "EpochBatches"]
 
 LOGGER_NAME = "csre_models.train"
 #: Entropy word that separates the validation draw from every other use of the seed.
@@ -295,6 +295,33 @@ def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = 
 
 
 # ========================================================================================== training
+
+def training_step(model: nn.Module, batch: Sequence[torch.Tensor], optimizer: torch.optim.Optimizer,
+                  scaler: torch.amp.GradScaler, device: torch.device, *, csre: bool, csre_weight: float,
+                  amp: bool) -> Tuple[float, float, float, int, int]:
+    """One optimizer step of ``model`` on ``batch`` ``(x, labels, slots[, joint])``.
+
+    With ``csre`` the model is a :class:`CSREModel` and the loss ``CE + csre_weight * contrast``; otherwise
+    the model is the encoder and the loss CE. Returns the batch's loss, CE, contrast, correct predictions
+    and size.
+    """
+    x, labels, slots, *joint = _batch_inputs(batch, device)
+    inputs = {"joint": joint[0]} if joint else {}
+    with _autocast(device, amp):
+        if csre:
+            logits, contrast = model(x, labels, slots, **inputs)
+        else:
+            logits, contrast = model(x, **inputs), torch.zeros((), device=device)
+        loss = csre_objective(logits.float(), labels, contrast, csre_weight)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    with torch.no_grad():
+        ce = F.cross_entropy(logits.float(), labels)
+        correct = int((logits.argmax(dim=1) == labels).sum())
+    return float(loss.detach()), float(ce), float(contrast.detach()), correct, len(labels)
+
 
 @dataclass
 class EpochMeter:
@@ -563,25 +590,12 @@ class Trainer:
 
     def train_step(self, batch) -> Tuple[float, float, float, int, int]:
         """One optimizer step; returns (loss, CE, contrast, correct, samples) of the batch."""
-        x, labels, slots, *joint = _batch_inputs(batch, self.device)
-        inputs = {"joint": joint[0]} if joint else {}
-        with _autocast(self.device, self.amp):
-            if self.config.csre:
-                logits, contrast = self.model(x, labels, slots, **inputs)
-            else:
-                logits, contrast = self.model(x, **inputs), torch.zeros((), device=self.device)
-            loss = csre_objective(logits.float(), labels, contrast, self.config.csre_weight)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        if not self.amp and not math.isfinite(float(loss.detach())):
-            raise FloatingPointError(f"the loss is {float(loss.detach())} at step {self.position.global_step + 1} "
+        outcome = training_step(self.model, batch, self.optimizer, self.scaler, self.device, csre=self.config.csre,
+                                csre_weight=self.config.csre_weight, amp=self.amp)
+        if not self.amp and not math.isfinite(outcome[0]):
+            raise FloatingPointError(f"the loss is {outcome[0]} at step {self.position.global_step + 1} "
                                      f"(epoch {self.position.epoch + 1}): the run diverged; lower --lr")
-        with torch.no_grad():
-            ce = F.cross_entropy(logits.float(), labels)
-            correct = int((logits.argmax(dim=1) == labels).sum())
-        return float(loss.detach()), float(ce), float(contrast.detach()), correct, len(labels)
+        return outcome
 
     def evaluate_part(self, part: str) -> Scores:
         """Scores of the current encoder on ``test`` or ``val`` (BatchNorm statistics of rank 0)."""
