@@ -56,11 +56,19 @@ static int buffer_append(Buffer *b, const void *item, Py_ssize_t n) {
     return 0;
 }
 
-static int is_blank(char c) { return c == ' ' || c == '\t'; }
+enum { OTHER = 0, NUMBER, BLANK, CR, LF };
+static unsigned char CLASS[256];
 
-static int is_number_char(char c) {
-    return (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E';
+static void init_classes(void) {
+    for (const char *q = "0123456789.+-eE"; *q; q++) CLASS[(unsigned char)*q] = NUMBER;
+    CLASS[' '] = CLASS['\t'] = BLANK;
+    CLASS['\r'] = CR;
+    CLASS['\n'] = LF;
 }
+
+static int is_blank(char c) { return CLASS[(unsigned char)c] == BLANK; }
+
+static int is_number_char(char c) { return CLASS[(unsigned char)c] == NUMBER; }
 
 /* Next token of the current line: [*start, *stop). 0 at the end of the line (cursor left there). */
 static int next_token(Cursor *c, const char **start, const char **stop) {
@@ -150,22 +158,59 @@ typedef struct {
  * the line. One pass over the characters, counting the starts of tokens. */
 static int rest_of_joint_line(Cursor *c) {
     int tokens = 0, in_token = 0;
-    const char *p = c->p, *end = c->end;
-    for (; p < end && *p != '\n'; p++) {
-        char ch = *p;
-        if (ch == ' ' || ch == '\t') {
-            in_token = 0;
-        } else if (is_number_char(ch)) {
+    const unsigned char *p = (const unsigned char *)c->p, *end = (const unsigned char *)c->end;
+    for (; p < end; p++) {
+        unsigned char kind = CLASS[*p];
+        if (kind == NUMBER) {
             tokens += !in_token;
             in_token = 1;
-        } else if (ch == '\r' && (p + 1 == end || p[1] == '\n')) {
+        } else if (kind == BLANK) {
             in_token = 0;
         } else {
-            return 0;
+            break;
         }
     }
-    c->p = p < end ? p + 1 : p;
+    if (p < end && *p == '\r') p++;
+    if (p < end) {
+        if (*p != '\n') return 0;
+        p++;
+    }
+    c->p = (const char *)p;
     return tokens == JOINT_TOKENS - 3;
+}
+
+/* The next token of the line as a number: plain decimals of up to 15 digits inline, anything else
+ * through token_to_double. 0 if there is no token or it is not a finite number. */
+static int number_token(Cursor *c, double *out) {
+    const unsigned char *p = (const unsigned char *)c->p, *end = (const unsigned char *)c->end;
+    while (p < end && CLASS[*p] == BLANK) p++;
+    const unsigned char *start = p;
+    int negative = 0;
+    if (p < end && (*p == '-' || *p == '+')) { negative = (*p == '-'); p++; }
+    uint64_t mantissa = 0;
+    int digits = 0, fraction = 0, dot = 0;
+    for (; p < end; p++) {
+        unsigned d = (unsigned)*p - '0';
+        if (d < 10) {
+            mantissa = mantissa * 10 + d;
+            digits++;
+            fraction += dot;
+        } else if (*p == '.' && !dot) {
+            dot = 1;
+        } else {
+            break;
+        }
+    }
+    if (p < end && CLASS[*p] == NUMBER) {  /* an exponent or something odd: the general path */
+        while (p < end && CLASS[*p] == NUMBER) p++;
+        c->p = (const char *)p;
+        return token_to_double((const char *)start, (const char *)p, out);
+    }
+    c->p = (const char *)p;
+    if (digits < 1 || digits > 15) return p > start && token_to_double((const char *)start, (const char *)p, out);
+    double value = (double)mantissa / POW10[fraction];
+    *out = negative ? -value : value;
+    return 1;
 }
 
 static int body(Cursor *c, Result *r, int64_t frame) {
@@ -187,8 +232,7 @@ static int body(Cursor *c, Result *r, int64_t frame) {
     for (int j = 0; j < NUM_JOINTS; j++) {
         for (int t = 0; t < 3; t++) {
             double value;
-            if (!next_token(c, &start, &stop) || !numeric_token(start, stop)
-                    || !token_to_double(start, stop, &value)) return 0;
+            if (!number_token(c, &value)) return 0;
             xyz[j][t] = (float)value;
         }
         if (!rest_of_joint_line(c)) return 0;
@@ -263,4 +307,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_ntu_c", "Fast .skeleton reader.", -1, methods};
 
-PyMODINIT_FUNC PyInit__ntu_c(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__ntu_c(void) {
+    init_classes();
+    return PyModule_Create(&module);
+}
