@@ -40,9 +40,10 @@ def _parse_streams(ctx, param, value: str):
     return streams
 
 
-_streams_option = click.option("--streams", default="joint,bone,motion", show_default=True, callback=_parse_streams,
-                               help="Streams to store as datasets. The others are still served by the Python "
-                                    "API, computed from the joints on read.")
+_streams_option = click.option("--streams", default="joint", show_default=True, callback=_parse_streams,
+                               help="Streams to store as datasets, e.g. joint,bone,motion for all three. The "
+                                    "others are still served by store.sequence, computed from the joints on "
+                                    "read (same values).")
 _compression_option = click.option("--compression", default="lzf", show_default=True,
                                    type=click.Choice(["lzf", "gzip", "none"]),
                                    help="HDF5 compression of the frame data (gzip: smaller, slower, "

@@ -27,8 +27,10 @@ from .pipeline.streams import STREAMS, derive
 from .streamwriter import StreamWriter
 
 DEFAULT_CHUNK_FRAMES = 512
-#: Streams a store holds as datasets unless told otherwise.
-DEFAULT_STREAMS = STREAMS
+#: Streams a store holds as datasets unless told otherwise. Bone and motion are functions of the
+#: joints: storing them triples the size and the build time (measured in docs/design.md), and
+#: Store.sequence serves them either way. ``skeldata build --streams joint,bone,motion`` stores all.
+DEFAULT_STREAMS = ("joint",)
 
 #: Per-sample columns of an NTU store, with their types. ``n_frames`` and ``n_bodies`` describe the
 #: stored sequence; the rest records where it came from and what the pipeline did to it.

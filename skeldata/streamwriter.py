@@ -83,7 +83,7 @@ def _scratch_dataset(shape: Tuple[int, ...], dtype: str, compression: str) -> h5
 class StreamWriter:
     """The ``/streams`` datasets of a store, written sample by sample in store order.
 
-    With a parallel ``pool`` the chunks are encoded in its workers, at most ``2 * jobs`` ahead.
+    With a parallel ``pool`` the chunks are encoded in its workers, at most ``8 * jobs`` ahead.
     """
 
     def __init__(self, group: h5py.Group, streams: Sequence[str], row_shape: Tuple[int, ...], layout_name: str,
@@ -129,7 +129,7 @@ class StreamWriter:
                 self.compression, self.chunk_rows)
         self._in_flight.append((self._chunks, len(rows), self.pool.submit(encode_chunk, *args)))
         self._chunks += 1
-        self._write_ready(keep=2 * self.pool.jobs if self.pool.parallel else 0)
+        self._write_ready(keep=8 * self.pool.jobs if self.pool.parallel else 0)
 
     def _write_ready(self, keep: int) -> None:
         """Store the encoded chunks that are ready, waiting while more than ``keep`` are in flight."""

@@ -39,12 +39,13 @@ def needs_matplotlib():
 def stores(tmp_path_factory):
     """The fixture stores and the staged outputs, built once for the module."""
     folder = tmp_path_factory.mktemp("stores")
-    build([FIXTURES / "ntu60"], folder / "ntu60.h5", "ntu60")
-    build([FIXTURES / "ntu120"], folder / "ntu120.h5", "ntu120")
+    all_streams = ("joint", "bone", "motion")  # stored, so that verify has derived streams to check
+    build([FIXTURES / "ntu60"], folder / "ntu60.h5", "ntu60", streams=all_streams)
+    build([FIXTURES / "ntu120"], folder / "ntu120.h5", "ntu120", streams=all_streams)
     build([FIXTURES / "ntu60"], folder / "joint-only.h5", "ntu60", streams=("joint",))
     extract([FIXTURES / "ntu60"], folder / "raw.h5", "ntu60")
     denoise_file(folder / "raw.h5", folder / "denoised.h5")
-    transform_file(folder / "denoised.h5", folder / "staged.h5")
+    transform_file(folder / "denoised.h5", folder / "staged.h5", streams=all_streams)
     raw = folder / "all_sqe"
     raw.mkdir()
     rng = np.random.default_rng(0)
@@ -278,7 +279,8 @@ def rechunked_copy(source, path, chunk_frames):
     with open_store(source) as store:
         spec = store.dataset
         attrs = {key: store.attrs[key] for key in ("pipeline", "sources")}
-        with StoreWriter(path, spec, columns=sample_columns(spec), chunk_frames=chunk_frames, attrs=attrs) as writer:
+        with StoreWriter(path, spec, streams=store.stored_streams, columns=sample_columns(spec),
+                         chunk_frames=chunk_frames, attrs=attrs) as writer:
             for i, row in enumerate(store.samples.to_dict("records")):
                 writer.add_sample(row, store.sequence(i))
             dropped = store.dropped

@@ -15,11 +15,13 @@ from skeldata.errors import StoreError
 from skeldata.layouts import NTU25
 from skeldata.pipeline import streams
 
+ALL_STREAMS = ("joint", "bone", "motion")
+
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("store") / "ntu60.h5"
-    build([FIXTURES / "ntu60"], out, "ntu60")
+    build([FIXTURES / "ntu60"], out, "ntu60", streams=ALL_STREAMS)
     return out
 
 
@@ -174,7 +176,7 @@ def test_incomplete_or_foreign_files_are_refused(tmp_path, store_path):
 
 
 def test_compression_choices_hold_the_same_values(tmp_path, store_path):
-    build([FIXTURES / "ntu60"], tmp_path / "gzip.h5", "ntu60", compression="gzip")
+    build([FIXTURES / "ntu60"], tmp_path / "gzip.h5", "ntu60", compression="gzip", streams=ALL_STREAMS)
     with open_store(store_path) as lzf, open_store(tmp_path / "gzip.h5") as gz:
         assert gz.attrs["compression"] == "gzip"
         for i in range(len(lzf)):
@@ -182,7 +184,7 @@ def test_compression_choices_hold_the_same_values(tmp_path, store_path):
 
 
 def test_streams_not_stored_are_derived_on_read(tmp_path, store_path):
-    build([FIXTURES / "ntu60"], tmp_path / "joint_only.h5", "ntu60", jobs=2, streams=("joint",))
+    build([FIXTURES / "ntu60"], tmp_path / "joint_only.h5", "ntu60", jobs=2)  # the default: joints only
     with open_store(store_path) as full, open_store(tmp_path / "joint_only.h5") as lean:
         assert lean.stored_streams == ("joint",) and lean.streams == ("joint", "bone", "motion")
         with h5py.File(tmp_path / "joint_only.h5") as h5:
@@ -193,7 +195,7 @@ def test_streams_not_stored_are_derived_on_read(tmp_path, store_path):
 
 
 def test_parallel_chunk_compression_writes_what_hdf5_would(tmp_path, store_path):
-    build([FIXTURES / "ntu60"], tmp_path / "parallel.h5", "ntu60", jobs=2)
+    build([FIXTURES / "ntu60"], tmp_path / "parallel.h5", "ntu60", jobs=2, streams=ALL_STREAMS)
     with h5py.File(tmp_path / "parallel.h5") as parallel, h5py.File(store_path) as serial:
         for name in ("joint", "bone", "motion"):
             assert parallel["streams"][name].compression == "lzf" and parallel["streams"][name].shuffle
