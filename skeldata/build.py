@@ -1,9 +1,10 @@
-"""From raw NTU ``.skeleton`` folders to a store: file discovery, the per-file pipeline run in worker
-processes, and the single writer.
+"""From raw folders to a store: file discovery, the per-file pipeline run in worker processes, and
+the single writer.
 
-``build`` runs extract, denoise and transform on each file in one pass (nothing intermediate is
-written); for NW-UCLA it stores the joints as they are. ``extract``, ``denoise`` and ``transform`` run the stages one at a time through files of
-their own, for inspection and debugging; ``transform(denoise(extract(...)))`` writes the same store.
+``build`` runs extract, denoise and transform on each NTU file in one pass (nothing intermediate is
+written); for NW-UCLA it stores the joints as they are. ``extract``, ``denoise`` and ``transform``
+run the NTU stages one at a time through files of their own, for inspection and debugging;
+``transform(denoise(extract(...)))`` writes the same store as ``build``.
 """
 from __future__ import annotations
 
@@ -25,12 +26,19 @@ from .process import PROCESSORS, FileOutcome, extract_ntu_file, report_columns
 from .store import DEFAULT_STREAMS, REPORT_COLUMNS, StoreWriter, compute_splits, sample_columns
 
 PathLike = Union[str, Path]
-PIPELINE_DESCRIPTION = {
-    "reference": "SGN-family get_raw_skes_data.py / get_raw_denoised_data.py / seq_transformation.py "
-                 "(microsoft/SGN, as shipped by CTR-GCN and CSRE)",
-    "denoise": denoise_stage.PARAMETERS,
-    "centre": "SpineMid (joint 2) of actor 1 in its first non-zero frame; absent actors reset to zero",
-    "frames_without_body": "removed",
+#: What each data set family's pipeline does, recorded in the store's ``pipeline`` attribute.
+PIPELINE_DESCRIPTIONS = {
+    "ntu": {
+        "reference": "SGN-family get_raw_skes_data.py / get_raw_denoised_data.py / seq_transformation.py "
+                     "(microsoft/SGN, as shipped by CTR-GCN and CSRE)",
+        "denoise": denoise_stage.PARAMETERS,
+        "centre": "SpineMid (joint 2) of actor 1 in its first non-zero frame; absent actors reset to zero",
+        "frames_without_body": "removed",
+    },
+    "ucla": {
+        "reference": "NW-UCLA all_sqe JSON files as CTR-GCN distributes them",
+        "values": "the JSON skeletons as float32, not centred (the feeders centre and normalise)",
+    },
 }
 
 
@@ -87,10 +95,6 @@ class BuildSummary:
         if reason == "malformed":
             self.errors.append(detail)
 
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
 
 def _progress(iterable: Iterable, total: int, desc: str, enabled: bool) -> Iterator:
     if not enabled:
@@ -112,9 +116,9 @@ def build(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int =
     pool = WorkerPool(jobs)
     pool.warm_up("skeldata.process", "skeldata.streamwriter")
     spec, files, summary, attrs = _start(raw_dirs, out, dataset, jobs)
-    suffix, process = PROCESSORS[spec.family]
+    _, process = PROCESSORS[spec.family]
     with pool, StoreWriter(out, spec, kind="store", streams=streams, columns=sample_columns(spec),
-                                               compression=compression, attrs=attrs, pool=pool) as writer:
+                           compression=compression, attrs=attrs, pool=pool) as writer:
         outcomes = pool.ordered(process, files, spec.name)
         for outcome in _samples(_progress(outcomes, len(files), f"build {spec.name}", progress), writer, summary):
             writer.add_sample(outcome.row, outcome.joints)
@@ -127,7 +131,7 @@ def _start(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int)
     spec = get_dataset(dataset)
     files = discover(raw_dirs, PROCESSORS[spec.family][0])
     summary = BuildSummary(dataset=spec.name, output=str(out), files=len(files), jobs=jobs)
-    attrs = {"pipeline": PIPELINE_DESCRIPTION, "sources": [str(Path(d).resolve()) for d in raw_dirs]}
+    attrs = {"pipeline": PIPELINE_DESCRIPTIONS[spec.family], "sources": [str(Path(d).resolve()) for d in raw_dirs]}
     return spec, files, summary, attrs
 
 
@@ -184,7 +188,7 @@ def denoise_file(raw_path: PathLike, out: PathLike, progress: bool = False,
     with open_raw(raw_path) as raw_file:
         spec = raw_file.dataset
         summary = BuildSummary(dataset=spec.name, output=str(out), files=len(raw_file) + len(raw_file.dropped))
-        attrs = {"pipeline": PIPELINE_DESCRIPTION, "sources": [str(Path(raw_path).resolve())]}
+        attrs = {"pipeline": PIPELINE_DESCRIPTIONS["ntu"], "sources": [str(Path(raw_path).resolve())]}
         with StoreWriter(out, spec, kind="denoised", streams=("joint",), compression=compression,
                          attrs=attrs) as writer:
             _carry_dropped(raw_file.dropped, writer, summary)
@@ -212,7 +216,7 @@ def transform_file(denoised_path: PathLike, out: PathLike, progress: bool = Fals
         table = source.samples
         dropped = source.dropped
         summary = BuildSummary(dataset=spec.name, output=str(out), files=len(source) + len(dropped))
-        attrs = {"pipeline": PIPELINE_DESCRIPTION, "sources": [str(Path(denoised_path).resolve())]}
+        attrs = {"pipeline": PIPELINE_DESCRIPTIONS["ntu"], "sources": [str(Path(denoised_path).resolve())]}
         with StoreWriter(out, spec, kind="store", streams=streams, compression=compression, attrs=attrs) as writer:
             _carry_dropped(zip(dropped["name"], dropped["reason"], dropped["detail"]), writer, summary)
             records = table.to_dict("records")
