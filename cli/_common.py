@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from typing import Callable
 
@@ -24,6 +25,10 @@ def reports_errors(fn: Callable) -> Callable:
         from skeldata.errors import SkeldataError
         try:
             return fn(*args, **kwargs)
+        except BrokenPipeError:
+            # The reader went away (`skeldata stats x.h5 | head`): stop quietly, as Unix tools do.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_FAILED)
         except (SkeldataError, OSError, KeyError, ValueError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             fail(str(message))
