@@ -480,6 +480,8 @@ class Trainer:
             if not config.encoder_options:
                 raise
             raise ConfigError(f"--encoder-option {config.encoder_options}: {exc}") from None
+        except ValueError as exc:  # an encoder that cannot be built for this input (e.g. HCN below 16 frames)
+            raise ConfigError(f"--encoder {config.encoder}: {exc}") from None
         self.data = build_data(config, takes_joint_input(encoder))
         model = build_model(config, encoder, self.data.train.bank_labels).to(self.device)
         self.optimizer, self.scheduler = build_optimizer(

@@ -10,6 +10,18 @@ SHARED = PROJECT_ROOT.parent / "shared"
 FIXTURES = PROJECT_ROOT / "fixtures"
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a test module on one torch thread (the test machine is shared), then restore the count.
+    Use it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def shared_path(*parts: str) -> Path:
     """Path under ``../shared``; skips the calling test with a clear reason when it is absent."""
     path = SHARED.joinpath(*parts)
