@@ -22,7 +22,7 @@ from conftest import FIXTURES, PROJECT_ROOT, shared_path
 from cli.train import ensemble as ensemble_command
 from cli.train import evaluate as evaluate_command
 from cli.train import train as train_command
-from csre_models import create_encoder
+from csre_models import create_encoder, list_encoders
 from csre_models.checkpoint import load_checkpoint, load_encoder, store_fingerprint
 from csre_models.config import TrainConfig, load_config_file, resolve_config
 from csre_models.data import SkeletonDataset
@@ -35,12 +35,7 @@ from skeldata.build import build
 WORK_DIR_FILES = {"config.yaml", "log.txt", "metrics.jsonl", "last.pt", "encoder.pt", "scores_test.npz"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -324,14 +319,24 @@ def test_config_precedence_defaults_file_flags(tmp_path, monkeypatch):
                                                            "csre-train")
 
 
+#: What a config's data set means for its encoder: classes, joint layout and persons.
+CONFIG_DATASETS = {"ntu60": (60, "ntu25", 2), "ntu120": (120, "ntu25", 2), "ucla": (10, "ucla20", 1)}
+
+
 def test_shipped_configs_load_and_match_their_names():
-    files = sorted((PROJECT_ROOT / "configs").glob("*/*.yaml"))
-    assert len(files) >= 20
+    files = sorted((PROJECT_ROOT / "configs").rglob("*.yaml"))
+    assert len(files) >= 76
     for path in files:
         config = resolve_config(load_config_file(path))
         dataset, benchmark, stream = path.stem.split("-")
         assert (config.encoder, config.benchmark, config.stream) == (path.parent.name, benchmark, stream), path
+        assert config.encoder in list_encoders(), path
         assert config.window == (52 if dataset == "ucla" else 64) and config.store is None, path
+        # Hyperformer and BlockGCN were published with the spine-relative feeder.
+        assert config.spine_relative == (config.encoder in ("hyperformer", "blockgcn")), path
+        classes, layout, persons = CONFIG_DATASETS[dataset]
+        create_encoder(config.encoder, num_class=classes, layout=layout, num_person=persons, window=config.window,
+                       **config.encoder_options)
 
 
 @pytest.mark.parametrize("command", [train_command, evaluate_command, ensemble_command])
