@@ -4,14 +4,16 @@ One step is what ``csre-train`` runs per batch (:func:`csre_models.engine.traini
 loss, backward and the SGD update. "Without" trains the plain encoder on CE; "with" trains
 ``CSREModel(encoder, bank)`` on CE + (L_spa + L_tem) / 2. The CSRE banks are in their steady state,
 every slot written (as from the second epoch on), at the NTU-60 X-Sub size (40,091 slots, 60 classes,
-P = 128, K = 512), so every anchor takes part in the loss. Inputs are random, at each encoder's standard
-NTU-60 window (64 frames; 2s-AGCN 300). The two variants alternate step by step, so that a busy machine
-slows both alike; the table gives the median of the timed steps after the warm-up steps, in wall-clock
-time and in CPU time of this process (all its threads). On a machine shared with other jobs the CPU
-time is the steadier measure, most of all with ``--threads 1``::
+P = 128, K = 512), so every anchor takes part in the loss. Inputs are random, 64 frames: the NTU window
+of every CSRE recipe in ``configs/`` (2s-AGCN's too; its own 300-frame recipe is not CSRE's). The two
+variants alternate step by step, so that a busy machine slows both alike; the table gives the median of
+the timed steps after the warm-up steps, in wall-clock time and in CPU time of this process (all its
+threads). On a machine shared with other jobs the CPU time is the steadier measure, most of all with
+``--threads 1``::
 
     python bench/bench_train.py                                  # CTR-GCN, batch 16
     python bench/bench_train.py --encoders ctrgcn,hyperformer --batch 16 --steps 5
+    python bench/bench_train.py --encoders ctrgcn,agcn,hcn,hyperformer,blockgcn --threads 1
 """
 from __future__ import annotations
 
@@ -29,8 +31,8 @@ from csre_models.csre import BankContrastLoss
 from csre_models.engine import build_model, training_step
 from csre_models.schedule import build_optimizer
 
-WINDOWS = {"agcn": 300}
-DEFAULT_WINDOW = 64
+#: Frames per input: the NTU window of the CSRE recipes.
+WINDOW = 64
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,13 +60,12 @@ def time_encoder(name: str, args: argparse.Namespace) -> Dict[str, Dict[bool, fl
     """Median seconds per step, wall-clock (``"wall"``) and CPU (``"cpu"``), of the plain encoder
     (``False``) and of the encoder with CSRE (``True``)."""
     generator = torch.Generator().manual_seed(0)
-    window = WINDOWS.get(name, DEFAULT_WINDOW)
     bank_labels = torch.randperm(args.bank_size, generator=generator) % args.classes
     variants = {}
     for csre in (False, True):
         config = TrainConfig(encoder=name, csre=csre)
         torch.manual_seed(0)
-        model = build_model(config, create_encoder(name, num_class=args.classes, window=window), bank_labels)
+        model = build_model(config, create_encoder(name, num_class=args.classes, window=WINDOW), bank_labels)
         fill_banks(model, generator)
         optimizer, _ = build_optimizer(model, lr=config.lr, momentum=config.momentum,
                                        weight_decay=config.weight_decay, warmup_epochs=config.warmup_epochs,
@@ -74,7 +75,7 @@ def time_encoder(name: str, args: argparse.Namespace) -> Dict[str, Dict[bool, fl
     times: Dict[str, Dict[bool, List[float]]] = {"wall": {False: [], True: []}, "cpu": {False: [], True: []}}
     for step in range(args.warmup + args.steps):
         batch_slots = slots[step * args.batch:(step + 1) * args.batch]
-        batch = (torch.randn(args.batch, 3, window, 25, 2, generator=generator), bank_labels[batch_slots],
+        batch = (torch.randn(args.batch, 3, WINDOW, 25, 2, generator=generator), bank_labels[batch_slots],
                  batch_slots)
         for csre, (model, optimizer, scaler) in variants.items():
             wall, cpu = time.perf_counter(), time.process_time()
