@@ -29,9 +29,9 @@ __all__ = ["TrainConfig", "ConfigError", "FIXED_ON_RESUME", "STREAMS", "config_f
 #: The input streams a model can be trained on (``SkeletonDataset``'s ``stream``).
 STREAMS = ("joint", "bone", "joint_motion", "bone_motion")
 
-#: Fields that define the model and its data: a resumed run must keep them.
+#: Fields that define the model, its data and the optimiser state: a resumed run must keep them.
 FIXED_ON_RESUME = ("benchmark", "encoder", "encoder_options", "stream", "csre", "window", "spine_relative",
-                   "val_fraction", "batch_size", "seed", "csre_dim", "csre_reduction")
+                   "val_fraction", "batch_size", "seed", "csre_dim", "csre_reduction", "optimizer")
 
 
 class ConfigError(ValueError):
@@ -61,16 +61,25 @@ class TrainConfig:
     epochs: int = _option(65, "Training epochs.")
     batch_size: int = _option(64, "Global training batch (split evenly over the processes of a torchrun job).")
     test_batch_size: int = _option(64, "Evaluation batch per process.")
+    optimizer: str = _option("sgd", "Optimiser: sgd (Nesterov momentum, the GCN recipes) or adam (betas 0.9, "
+                                    "0.999: HCN's).")
     lr: float = _option(0.1, "Base learning rate, reached at the end of the warm-up.")
-    momentum: float = _option(0.9, "SGD momentum (Nesterov).")
-    weight_decay: float = _option(4e-4, "SGD weight decay.")
+    momentum: float = _option(0.9, "SGD momentum (Nesterov); adam does not use it.")
+    weight_decay: float = _option(4e-4, "Weight decay (L2, added to the gradient) of either optimiser.")
     warmup_epochs: int = _option(5, "Epochs of linear warm-up: lr * (epoch + 1) / warmup_epochs.")
     lr_steps: List[int] = _option([35, 55], "Epochs at which the learning rate is multiplied by lr_decay "
                                             "(comma-separated).")
     lr_decay: float = _option(0.1, "Factor applied at each of lr_steps.")
+    lr_epoch_decay: float = _option(1.0, "Factor applied at the end of every epoch after the warm-up, on top of "
+                                         "lr_steps: lr * lr_epoch_decay ** (epoch - warmup_epochs) (1: none).")
+    clip_grad_norm: Optional[float] = _option(None, "Clip the L2 norm of all gradients together to this value "
+                                                    "before each step (default: no clipping).")
     window: Optional[int] = _option(None, "Frames per sample (default: 64 for NTU, 52 for NW-UCLA).")
     spine_relative: bool = _option(False, "Joints relative to the spine, its trajectory kept (the "
                                           "Hyperformer / BlockGCN feeders).")
+    random_rot: bool = _option(True, "Random rotation of NTU training inputs, up to 0.3 rad about each axis "
+                                     "(CTR-GCN's feeder); --no-random-rot as HCN's. NW-UCLA has its own "
+                                     "augmentation, always on.")
     val_fraction: float = _option(0.0, "Fraction of the training part held out (seeded) as a validation set; "
                                        "when > 0 the best checkpoint is chosen on it. 0: no selection, the "
                                        "last epoch is the result.")

@@ -6,8 +6,9 @@ process or as one rank of a ``torchrun`` job (DistributedDataParallel, see :mod:
 * **Model.** With CSRE, ``CSREModel(encoder, bank_labels=<labels of the training part's bank slots>)``
   trained on ``CE + w * (L_spa + L_tem) / 2``; without (``csre=False``), the plain encoder on CE. Either
   way evaluation and the exported ``encoder.pt`` use the encoder alone: the CSRE head is training-only.
-* **Optimisation.** SGD with Nesterov momentum and the reference warm-up / step-decay schedule
-  (:mod:`.schedule`); float16 autocast with a GradScaler on CUDA, float32 on the CPU.
+* **Optimisation.** SGD with Nesterov momentum or Adam, the reference per-epoch schedule (warm-up, step
+  and per-epoch decay, :mod:`.schedule`) and optional gradient-norm clipping; float16 autocast with a
+  GradScaler on CUDA (gradients unscaled before clipping), float32 on the CPU.
 * **Data order and augmentation are functions of (seed, epoch).** The order is ``DistributedSampler``'s
   permutation for ``seed + epoch``; the random draws of the item at position ``p`` in epoch ``e`` come from
   ``numpy.random.default_rng([seed, e, p])``. Nothing depends on worker count or on what was drawn before,
@@ -61,7 +62,7 @@ from .distributed import (WorldInfo, all_gather_objects, all_reduce_sum, barrier
                           wrap_ddp)
 from .encoders import list_encoders
 from .ensemble import Scores, save_scores
-from .schedule import build_optimizer
+from .schedule import OPTIMIZERS, build_optimizer
 
 __all__ = ["TrainResult", "train", "evaluate", "evaluate_checkpoint", "training_step", "build_model",
            "resolve_device", "prepare_config", "validation_samples", "takes_joint_input", "EpochBatches"]
@@ -188,7 +189,9 @@ def build_data(config: TrainConfig, joint_input: bool) -> RunData:
     contrastive term never starts)."""
     options = dict(stream=config.stream, window=config.window, spine_relative=config.spine_relative,
                    return_joint=joint_input)
-    train = SkeletonDataset(config.store, config.benchmark, "train", train=True, slot_per_copy=True, **options)
+    # random_rot None: the dataset's own rule (NTU rotates in training; NW-UCLA takes no explicit value).
+    train = SkeletonDataset(config.store, config.benchmark, "train", train=True, slot_per_copy=True,
+                            random_rot=None if config.random_rot else False, **options)
     test = SkeletonDataset(config.store, config.benchmark, "test", train=False, **options)
     held_out = validation_samples(train.num_samples, config.val_fraction, config.seed)
     positions = np.arange(len(train))
@@ -298,12 +301,13 @@ def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = 
 
 def training_step(model: nn.Module, batch: Sequence[torch.Tensor], optimizer: torch.optim.Optimizer,
                   scaler: torch.amp.GradScaler, device: torch.device, *, csre: bool, csre_weight: float,
-                  amp: bool) -> Tuple[float, float, float, int, int]:
+                  amp: bool, clip_grad_norm: Optional[float] = None) -> Tuple[float, float, float, int, int]:
     """One optimizer step of ``model`` on ``batch`` ``(x, labels, slots[, joint])``.
 
     With ``csre`` the model is a :class:`CSREModel` and the loss ``CE + csre_weight * contrast``; otherwise
-    the model is the encoder and the loss CE. Returns the batch's loss, CE, contrast, correct predictions
-    and size.
+    the model is the encoder and the loss CE. With ``clip_grad_norm`` the (unscaled) gradients of all
+    parameters are clipped to that L2 norm together before the step. Returns the batch's loss, CE,
+    contrast, correct predictions and size.
     """
     x, labels, slots, *joint = _batch_inputs(batch, device)
     inputs = {"joint": joint[0]} if joint else {}
@@ -315,6 +319,9 @@ def training_step(model: nn.Module, batch: Sequence[torch.Tensor], optimizer: to
         loss = csre_objective(logits.float(), labels, contrast, csre_weight)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
+    if clip_grad_norm is not None:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
     scaler.step(optimizer)
     scaler.update()
     with torch.no_grad():
@@ -436,11 +443,19 @@ def prepare_config(config: TrainConfig) -> TrainConfig:
         raise ConfigError(f"--max-steps must be at least 0, got {config.max_steps}")
     if not 0 <= config.val_fraction < 1:
         raise ConfigError(f"--val-fraction must be in [0, 1), got {config.val_fraction}")
+    if config.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {config.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+    for name in ("lr_epoch_decay", "clip_grad_norm"):
+        if getattr(config, name) is not None and getattr(config, name) <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(config, name)}")
     try:
         with open_store(config.store) as store:
             benchmarks, layout, dataset = store.benchmarks, store.layout.name, store.dataset.name
     except StoreError as exc:
         raise ConfigError(f"--store: {exc}") from None
+    if not config.random_rot and layout != "ntu25":
+        raise ConfigError(f"--no-random-rot: the random rotation is the NTU feeder's; {config.store} ({dataset}) "
+                          f"has its own training augmentation")
     benchmark = config.benchmark
     if benchmark is None and len(benchmarks) == 1:
         benchmark = benchmarks[0]
@@ -486,7 +501,8 @@ class Trainer:
         model = build_model(config, encoder, self.data.train.bank_labels).to(self.device)
         self.optimizer, self.scheduler = build_optimizer(
             model, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-            warmup_epochs=config.warmup_epochs, steps=config.lr_steps, decay=config.lr_decay)
+            warmup_epochs=config.warmup_epochs, steps=config.lr_steps, decay=config.lr_decay,
+            optimizer=config.optimizer, epoch_decay=config.lr_epoch_decay)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         if is_distributed():
             # Buffers are synchronised before evaluation and saving (rank 0's BatchNorm statistics); the CSRE
@@ -593,7 +609,8 @@ class Trainer:
     def train_step(self, batch) -> Tuple[float, float, float, int, int]:
         """One optimizer step; returns (loss, CE, contrast, correct, samples) of the batch."""
         outcome = training_step(self.model, batch, self.optimizer, self.scaler, self.device, csre=self.config.csre,
-                                csre_weight=self.config.csre_weight, amp=self.amp)
+                                csre_weight=self.config.csre_weight, amp=self.amp,
+                                clip_grad_norm=self.config.clip_grad_norm)
         if not self.amp and not math.isfinite(outcome[0]):
             raise FloatingPointError(f"the loss is {outcome[0]} at step {self.position.global_step + 1} "
                                      f"(epoch {self.position.epoch + 1}): the run diverged; lower --lr")

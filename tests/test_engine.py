@@ -23,11 +23,11 @@ from cli.train import ensemble as ensemble_command
 from cli.train import evaluate as evaluate_command
 from cli.train import train as train_command
 from csre_models import create_encoder, list_encoders
-from csre_models.checkpoint import load_checkpoint, load_encoder, store_fingerprint
+from csre_models.checkpoint import build_encoder, load_checkpoint, load_encoder, store_fingerprint
 from csre_models.config import TrainConfig, load_config_file, resolve_config
 from csre_models.data import SkeletonDataset
 from csre_models.distributed import WorldInfo
-from csre_models.engine import EpochBatches, train, validation_samples
+from csre_models.engine import EpochBatches, build_data, prepare_config, train, training_step, validation_samples
 from csre_models.ensemble import load_scores, save_scores
 from csre_models.schedule import WarmupStepDecay, build_optimizer
 from skeldata.build import build
@@ -167,6 +167,14 @@ def test_ctrgcn_with_csre_through_the_command_line(ntu_store, tmp_path):
     assert WORK_DIR_FILES <= {p.name for p in tmp_path.iterdir()}
 
 
+def test_random_rotation_switch(ntu_store, ucla_store, tmp_path):
+    assert build_data(prepare_config(tiny(ntu_store, tmp_path)), False).train.random_rot
+    assert not build_data(prepare_config(tiny(ntu_store, tmp_path, random_rot=False)), False).train.random_rot
+    message = one_line_error(run_cli(train_command, ["--store", ucla_store, "--no-random-rot", "--work-dir", tmp_path]),
+                             "csre-train")
+    assert "--no-random-rot: the random rotation is the NTU feeder's" in message
+
+
 def test_ucla_ctrgcn_with_the_reference_window(ucla_store, tmp_path):
     flags = ["--store", ucla_store, "--encoder", "ctrgcn", "--stream", "joint", "--device", "cpu", "--batch-size", "4",
              "--max-steps", "2", "--num-workers", "0", "--no-progress", "--work-dir", tmp_path]
@@ -216,6 +224,57 @@ def test_resume_continues_bit_identically(ntu_store, tmp_path):
     train(TrainConfig(work_dir=str(pieces)), resume=True, explicit={"max_steps": 5})
     assert load_checkpoint(pieces / "last.pt")["position"]["global_step"] == 5
     assert len(metrics(pieces)) == 4      # epoch 1 partial, epoch 1, epoch 2 partial (step 4), epoch 2 partial (step 5)
+
+
+#: HCN's optimisation (configs/hcn) at the tiny runs' learning rate, with a bound the gradients exceed.
+HCN_OPTIMISATION = dict(optimizer="adam", weight_decay=1e-4, warmup_epochs=0, lr_steps=[], lr_epoch_decay=0.99,
+                        clip_grad_norm=0.01, random_rot=False)
+
+
+def test_adam_with_clipping_resumes_bit_identically(ntu_store, tmp_path):
+    straight, pieces = tmp_path / "straight", tmp_path / "pieces"
+    train(tiny(ntu_store, straight, max_steps=4, **HCN_OPTIMISATION))
+    train(tiny(ntu_store, pieces, max_steps=2, **HCN_OPTIMISATION))          # stops inside epoch 1
+    train(TrainConfig(work_dir=str(pieces)), resume=True, explicit={"max_steps": 4})
+
+    a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(pieces / "last.pt")
+    assert a["position"] == b["position"] == {"epoch": 1, "batch": 1, "global_step": 4}
+    for key in ("model", "optimizer", "scheduler", "rank_states"):
+        assert _same_tensors(a[key], b[key]), key
+    assert a["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999)
+    assert {"exp_avg", "exp_avg_sq"} <= set(a["optimizer"]["state"][0])
+    assert [m["lr"] for m in metrics(straight)] == pytest.approx([0.01, 0.01 * 0.99])
+
+
+def test_the_engine_clips_the_gradient_norm(ntu_store, tmp_path):
+    # One plain SGD step at weight decay 0 moves the weights by lr * (1 + momentum) * the clipped gradient.
+    lr, bound = 1.0, 0.01
+    train(tiny(ntu_store, tmp_path, csre=False, max_steps=1, lr=lr, warmup_epochs=0, weight_decay=0.0,
+               clip_grad_norm=bound))
+    last = load_checkpoint(tmp_path / "last.pt")
+    torch.manual_seed(last["config"]["seed"])
+    initial = build_encoder(last["model_arguments"])
+    moved = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(last["model"][name] - parameter.detach())
+                                                  for name, parameter in initial.named_parameters()]))
+    assert float(moved) == pytest.approx(lr * 1.9 * bound, rel=1e-3)
+
+
+def test_training_step_clips_the_gradient_norm(ntu_store):
+    part = SkeletonDataset(ntu_store, "xsub", "train", window=16)
+    batch = torch.utils.data.default_collate([part[0], part[1]])
+
+    def gradient_norm(bound):
+        torch.manual_seed(0)                  # the same weights and dropout masks every time
+        encoder = create_encoder("hcn", num_class=60, window=16)
+        optimizer = torch.optim.SGD(encoder.parameters(), lr=0.0)
+        training_step(encoder, batch, optimizer, torch.amp.GradScaler("cuda", enabled=False), torch.device("cpu"),
+                      csre=False, csre_weight=1.0, amp=False, clip_grad_norm=bound)
+        return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad)
+                                                           for p in encoder.parameters()])))
+
+    unclipped = gradient_norm(None)
+    assert gradient_norm(unclipped / 4) == pytest.approx(unclipped / 4, rel=1e-5)
+    assert gradient_norm(unclipped * 4) == unclipped
 
 
 def test_resume_refusals(ntu_store, tmp_path):
@@ -351,6 +410,8 @@ def test_help_shows_an_example(command):
     (["--stream", "velocity"], "unknown stream 'velocity'; known: joint, bone, joint_motion, bone_motion"),
     (["--device", "cuda"], "CUDA is not available here"),
     (["--val-fraction", "1.5"], "--val-fraction must be in [0, 1)"),
+    (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'; known: sgd, adam"),
+    (["--clip-grad-norm", "0"], "--clip-grad-norm must be positive, got 0.0"),
 ])
 def test_errors_are_one_line(ntu_store, tmp_path, flags, expected):
     if flags[0] == "--device" and torch.cuda.is_available():
@@ -383,6 +444,24 @@ def test_schedule_is_the_reference_rule():
         optimizer.step()
         scheduler.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1)
+
+
+def test_per_epoch_decay_and_adam():
+    hcn = WarmupStepDecay(0, [], 0.1, epoch_decay=0.99)                 # ExponentialLR, gamma 0.99
+    assert [hcn(e) for e in (0, 1, 399)] == pytest.approx([1.0, 0.99, 0.99 ** 399])
+    both = WarmupStepDecay(2, [3], 0.1, epoch_decay=0.5)                 # decays after the warm-up only
+    assert [both(e) for e in range(5)] == pytest.approx([0.5, 1.0, 1.0, 0.05, 0.025])
+    optimizer, scheduler = build_optimizer(torch.nn.Linear(2, 2), lr=1e-3, momentum=0.9, weight_decay=1e-4,
+                                           warmup_epochs=0, steps=[], decay=0.1, optimizer="adam", epoch_decay=0.99)
+    assert isinstance(optimizer, torch.optim.Adam)
+    assert (optimizer.defaults["betas"], optimizer.defaults["eps"], optimizer.defaults["weight_decay"]) == \
+        ((0.9, 0.999), 1e-8, 1e-4)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
+    optimizer.step()
+    scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.99e-3)
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'; known: sgd, adam"):
+        build_optimizer(torch.nn.Linear(2, 2), 0.1, 0.9, 0.0, 0, [], 0.1, optimizer="rmsprop")
 
 
 def test_epoch_batches_shard_shuffle_and_skip():
