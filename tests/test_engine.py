@@ -167,6 +167,20 @@ def test_ctrgcn_with_csre_through_the_command_line(ntu_store, tmp_path):
     assert WORK_DIR_FILES <= {p.name for p in tmp_path.iterdir()}
 
 
+def test_hcn_config_through_the_command_line(ntu_store, tmp_path):
+    config = PROJECT_ROOT / "configs" / "hcn" / "ntu60-xsub-joint.yaml"
+    flags = ["--config", config, "--store", ntu_store, "--batch-size", "2", "--max-steps", "1", "--num-workers", "0",
+             "--no-progress", "--work-dir", tmp_path]             # the fixture's 7 samples hold no batch of 64
+    result = run_cli(train_command, flags)
+    assert result.exit_code == 0, result.output
+    assert "hcn + CSRE on ntu60 xsub, stream joint, window 64" in (tmp_path / "log.txt").read_text()
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert {key: last["config"][key] for key in ("optimizer", "lr", "clip_grad_norm", "lr_epoch_decay", "random_rot")} \
+        == {"optimizer": "adam", "lr": 0.001, "clip_grad_norm": 32.0, "lr_epoch_decay": 0.99, "random_rot": False}
+    assert "exp_avg_sq" in last["optimizer"]["state"][0]
+    assert [(m["step"], m["lr"]) for m in metrics(tmp_path)] == [(1, 0.001)]
+
+
 def test_random_rotation_switch(ntu_store, ucla_store, tmp_path):
     assert build_data(prepare_config(tiny(ntu_store, tmp_path)), False).train.random_rot
     assert not build_data(prepare_config(tiny(ntu_store, tmp_path, random_rot=False)), False).train.random_rot
@@ -384,7 +398,7 @@ CONFIG_DATASETS = {"ntu60": (60, "ntu25", 2), "ntu120": (120, "ntu25", 2), "ucla
 
 def test_shipped_configs_load_and_match_their_names():
     files = sorted((PROJECT_ROOT / "configs").rglob("*.yaml"))
-    assert len(files) >= 76
+    assert len(files) >= 92
     for path in files:
         config = resolve_config(load_config_file(path))
         dataset, benchmark, stream = path.stem.split("-")
@@ -393,6 +407,10 @@ def test_shipped_configs_load_and_match_their_names():
         assert config.window == (52 if dataset == "ucla" else 64) and config.store is None, path
         # Hyperformer and BlockGCN were published with the spine-relative feeder.
         assert config.spine_relative == (config.encoder in ("hyperformer", "blockgcn")), path
+        # HCN's recipe: Adam, clipping, per-epoch decay, no rotation; the GCNs': SGD, CTR-GCN's rotation.
+        hcn = config.encoder == "hcn"
+        assert (config.optimizer, config.random_rot) == (("adam", False) if hcn else ("sgd", True)), path
+        assert (config.clip_grad_norm, config.lr_epoch_decay) == ((32.0, 0.99) if hcn else (None, 1.0)), path
         classes, layout, persons = CONFIG_DATASETS[dataset]
         create_encoder(config.encoder, num_class=classes, layout=layout, num_person=persons, window=config.window,
                        **config.encoder_options)
