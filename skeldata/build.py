@@ -113,9 +113,8 @@ def build(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int =
     with its reason (``malformed`` files too: a bad file never stops the build; the summary's
     ``errors`` lists them so that the caller can fail).
     """
-    pool = WorkerPool(jobs)
-    pool.warm_up("skeldata.process", "skeldata.streamwriter")
     spec, files, summary, attrs = _start(raw_dirs, out, dataset, jobs)
+    pool = WorkerPool(jobs)  # before the output file is opened: workers may be forked
     _, process = PROCESSORS[spec.family]
     with pool, StoreWriter(out, spec, kind="store", streams=streams, columns=sample_columns(spec),
                            compression=compression, attrs=attrs, pool=pool) as writer:
