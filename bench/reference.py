@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 SCRIPTS = ("get_raw_skes_data.py", "get_raw_denoised_data.py", "seq_transformation.py")
-NPZ_NAMES = {"ntu60": {"xsub": "NTU60_CS.npz", "xview": "NTU60_CV.npz"},
-             "ntu120": {"xsub": "NTU120_CSub.npz", "xset": "NTU120_CSet.npz"}}
 _STATISTICS = {"setup": (1, 4), "camera": (5, 8), "performer": (9, 12), "replication": (13, 16), "label": (17, 20)}
 
 _SHIM = '''\
@@ -103,7 +101,8 @@ def run(run_dir: Path, python: str = sys.executable) -> List[ScriptRun]:
 
 def npz_paths(run_dir: Path, dataset: str) -> Dict[str, Path]:
     """benchmark -> the npz file the scripts wrote."""
-    return {bench: run_dir / name for bench, name in NPZ_NAMES[dataset].items()}
+    from skeldata.datasets import get_dataset
+    return {bench: run_dir / name for bench, name in get_dataset(dataset).sgn_npz_names.items()}
 
 
 def compare_npz(expected: Path, produced: Path) -> List[str]:

@@ -111,7 +111,7 @@ class RawFile(LazyH5Reader):
         table = read_table(self._file()["dropped"], ["name", "reason", "detail"])
         return list(zip(table["name"], table["reason"], table["detail"]))
 
-    def iter_samples(self, block_bodies: int = 4096) -> Iterator[Tuple[dict, RawSample]]:
+    def iter_samples(self) -> Iterator[Tuple[dict, RawSample]]:
         """Yield ``(name columns, RawSample)`` for every sample, in store order."""
         h5 = self._file()
         samples = read_table(h5["samples"], list(NAME_COLUMNS) + ["raw_frames", "body_offset",

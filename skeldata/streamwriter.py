@@ -23,7 +23,7 @@ from ._crc import crc32_combine
 from ._h5 import COMPRESSION
 from ._parallel import WorkerPool
 from .layouts import get_layout
-from .pipeline.streams import bones
+from .pipeline.streams import derive
 
 Encoded = Dict[str, Tuple[bytes, int]]
 
@@ -37,17 +37,13 @@ def derive_chunk_rows(stream: str, joints: np.ndarray, last_frame: np.ndarray, n
         last_frame: ``(n,)`` True where a row is the last frame of its sample.
         next_row: the joint row after the run, or ``None`` at the end of the stream.
     """
-    if stream == "joint":
-        return joints
-    if stream == "bone":
-        return bones(joints, get_layout(layout_name))
-    if stream == "motion":
-        following = joints[1:] if next_row is None else np.concatenate([joints[1:], next_row[None]])
-        out = np.zeros_like(joints)
-        np.subtract(following, joints[:len(following)], out=out[:len(following)])
-        out[last_frame] = 0
-        return out
-    raise ValueError(f"unknown stream {stream!r}")
+    if stream != "motion":  # joint and bone rows depend on their own frame only
+        return derive(stream, joints, get_layout(layout_name))
+    following = joints[1:] if next_row is None else np.concatenate([joints[1:], next_row[None]])
+    out = np.zeros_like(joints)
+    np.subtract(following, joints[:len(following)], out=out[:len(following)])
+    out[last_frame] = 0
+    return out
 
 
 def encode_chunk(joints: np.ndarray, last_frame: np.ndarray, next_row: Optional[np.ndarray],

@@ -12,9 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import SampleDropped
+from ..layouts import NTU25
 from .denoise import COLUMNS_PER_ACTOR
 
-ORIGIN_COLUMNS = slice(3, 6)  # x, y, z of joint index 1 (SpineMid)
+#: x, y, z of the joint the SGN-family scripts centre on (SpineMid, index 1), in a row of 75 values.
+ORIGIN_COLUMNS = slice(3 * NTU25.origin_joint, 3 * NTU25.origin_joint + 3)
 
 
 def centre(joints: np.ndarray) -> np.ndarray:
