@@ -98,10 +98,13 @@ def _explicit_values(ctx: click.Context, values: Dict[str, Any]) -> Dict[str, An
               help="Continue the run in the work dir from its last.pt, exactly where it stopped (same store "
                    "required). Flags given now override the stored configuration, except those that change "
                    "what is trained.")
+@click.option("--auto-resume", is_flag=True,
+              help="Resume when the work dir holds a run (last.pt), else start one: the same command serves a "
+                   "job that a cluster may stop and start again (csre-study --plan prints such commands).")
 @_config_options
 @click.pass_context
 @_reports_errors("csre-train")
-def train(ctx: click.Context, config_file: str, resume: bool, **values) -> None:
+def train(ctx: click.Context, config_file: str, resume: bool, auto_resume: bool, **values) -> None:
     """Train a skeleton encoder, with CSRE by default, from a skeldata store.
 
     Configuration: defaults < --config FILE.yaml < flags given on the command line; the result is written
@@ -128,9 +131,16 @@ def train(ctx: click.Context, config_file: str, resume: bool, **values) -> None:
     from csre_models.config import load_config_file, resolve_config
     from csre_models.engine import train as run_training
 
+    from pathlib import Path
+
+    from csre_models.engine import prepare_config
+
     file_values = load_config_file(config_file) if config_file else {}
     explicit = _explicit_values(ctx, values)
     config = resolve_config(file_values, explicit)
+    if auto_resume and not resume:
+        work_dir = config.work_dir or prepare_config(config).work_dir
+        resume = (Path(work_dir) / "last.pt").exists()
     run_training(config, resume=resume, file_values=file_values, explicit=explicit)
 
 

@@ -95,6 +95,13 @@ class TrainConfig:
     max_steps: Optional[int] = _option(None, "Stop after this many optimizer steps in total, counted across "
                                              "resumes, then evaluate and write the results.")
     num_workers: int = _option(2, "DataLoader worker processes per training process.")
+    threads: Optional[int] = _option(None, "CPU threads of torch in each training process (default: torch's "
+                                           "own choice, usually one per core).")
+    deterministic: bool = _option(False, "Use only deterministic algorithms (torch.use_deterministic_algorithms, "
+                                         "cuDNN deterministic, no cuDNN benchmark); slower on CUDA.")
+    tensorboard: bool = _option(True, "Also write TensorBoard event files (per-step loss, contrast and lr; per-"
+                                      "epoch accuracies) to <work dir>/tensorboard when the tensorboard package "
+                                      "is installed. metrics.jsonl stays the record.")
     work_dir: Optional[str] = _option(None, "Output folder (default: work_dirs/<encoder>[-csre]-<dataset>-"
                                             "<benchmark>-<stream>).")
     progress: bool = _option(True, "Show a progress bar on stderr.")

@@ -370,6 +370,14 @@ class BankContrastLoss(nn.Module):
         self.bank[indices] = normalized.to(self.bank.dtype)
         self.written[indices] = True
 
+    @torch.no_grad()
+    def is_active(self) -> bool:
+        """Whether the loss can be non-zero yet: some class has ``positives`` written slots and the other
+        classes ``negatives``. Until then (the bank warm-up) every anchor is skipped and the loss is 0."""
+        written_per_class = self._written_per_class()
+        others = written_per_class.sum() - written_per_class
+        return bool(((written_per_class >= self.positives) & (others >= self.negatives)).any())
+
     def _written_per_class(self) -> torch.Tensor:
         """``(num_classes,)`` number of written slots of every class."""
         return torch.bincount(self.bank_labels[self.written], minlength=self.num_classes)
@@ -444,6 +452,10 @@ class CSREHead(nn.Module):
                             temperature=temperature)
         self.spatial_contrast = BankContrastLoss(len(bank_labels), dim, seed=seed, **bank_options)
         self.temporal_contrast = BankContrastLoss(len(bank_labels), dim, seed=seed + 1, **bank_options)
+
+    def is_active(self) -> bool:
+        """Whether the contrastive term can be non-zero yet (see :meth:`BankContrastLoss.is_active`)."""
+        return self.spatial_contrast.is_active() or self.temporal_contrast.is_active()
 
     def forward(self, feature_map: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         spatial, temporal = self.stfd(feature_map)

@@ -33,6 +33,7 @@ import inspect
 import json
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -53,6 +54,7 @@ from skeldata import open_store
 from skeldata.errors import StoreError
 
 from . import checkpoint as ckpt
+from . import runinfo
 from .config import (STREAMS, ConfigError, TrainConfig, check_resume_changes, config_from_dict, default_window,
                      default_work_dir, dump_config, resolve_config)
 from .csre import BankContrastLoss, CSREModel, csre_objective
@@ -65,11 +67,17 @@ from .ensemble import Scores, save_scores
 from .schedule import OPTIMIZERS, build_optimizer
 
 __all__ = ["TrainResult", "train", "evaluate", "evaluate_checkpoint", "training_step", "build_model",
-           "resolve_device", "prepare_config", "validation_samples", "takes_joint_input", "EpochBatches"]
+           "resolve_device", "prepare_config", "validation_samples", "takes_joint_input", "EpochBatches",
+           "apply_runtime_options", "read_result", "RESULT_FILE"]
 
 LOGGER_NAME = "csre_models.train"
 #: Entropy word that separates the validation draw from every other use of the seed.
 VALIDATION_STREAM = 0x5EED_0FA1
+#: Entropy word of the CSRE head's initial weights: drawn from a generator of their own, so that a run with
+#: and one without CSRE (``--no-csre``) of the same seed start from the same encoder and see the same batches.
+CSRE_HEAD_STREAM = 0x5EED_C5E0
+#: Written last by a run that finished: what ``csre-study`` and other tools read as the run's result.
+RESULT_FILE = "result.json"
 
 
 # ============================================================================================ devices
@@ -203,12 +211,20 @@ def build_data(config: TrainConfig, joint_input: bool) -> RunData:
 # ============================================================================================== model
 
 def build_model(config: TrainConfig, encoder: nn.Module, bank_labels: np.ndarray) -> nn.Module:
-    """The module to train: ``CSREModel(encoder, bank_labels)`` with CSRE, else the encoder itself."""
+    """The module to train: ``CSREModel(encoder, bank_labels)`` with CSRE, else the encoder itself.
+
+    The head's initial weights come from a generator of their own, seeded by ``(seed, CSRE_HEAD_STREAM)``;
+    the global random state is left as it was. So adding the head changes nothing else a run draws: with
+    and without CSRE, the same seed gives the same encoder, batches and augmentations (a paired study).
+    """
     if not config.csre:
         return encoder
-    return CSREModel(encoder, bank_labels=bank_labels, dim=config.csre_dim, reduction=config.csre_reduction,
-                     positives=config.csre_positives, negatives=config.csre_negatives,
-                     temperature=config.csre_temperature, seed=config.seed)
+    head_seed = int(np.random.SeedSequence([config.seed, CSRE_HEAD_STREAM]).generate_state(1)[0])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(head_seed)
+        return CSREModel(encoder, bank_labels=bank_labels, dim=config.csre_dim, reduction=config.csre_reduction,
+                         positives=config.csre_positives, negatives=config.csre_negatives,
+                         temperature=config.csre_temperature, seed=config.seed)
 
 
 def encoder_of(model: nn.Module) -> nn.Module:
@@ -408,6 +424,25 @@ class WorkDir:
             with open(self.file("metrics.jsonl"), "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(finite, allow_nan=False) + "\n")
 
+    def write_json(self, name: str, record: Dict[str, Any]) -> None:
+        """Write ``record`` to ``name`` atomically (a temporary file renamed over it)."""
+        if self.world.is_main:
+            path = self.file(name)
+            temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            temporary.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            os.replace(temporary, path)
+
+    def forget_unfinished(self) -> List[str]:
+        """Before a fresh start: remove the metrics and result of an earlier attempt that never reached a
+        checkpoint (nothing there can be resumed), so the new run does not append to them."""
+        removed = []
+        if self.world.is_main:
+            for name in ("metrics.jsonl", RESULT_FILE):
+                if self.file(name).exists():
+                    self.file(name).unlink()
+                    removed.append(name)
+        return removed
+
     def keep_metrics_up_to(self, global_step: int) -> None:
         """Drop the metrics lines written after ``global_step`` (by a run that stopped before its next
         checkpoint), so a resumed run does not record an epoch twice."""
@@ -439,6 +474,8 @@ def prepare_config(config: TrainConfig) -> TrainConfig:
     for name, least in numbers.items():
         if getattr(config, name) < least:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(config, name)}")
+    if config.threads is not None and config.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {config.threads}")
     if config.max_steps is not None and config.max_steps < 0:
         raise ConfigError(f"--max-steps must be at least 0, got {config.max_steps}")
     if not 0 <= config.val_fraction < 1:
@@ -481,6 +518,8 @@ class Trainer:
         self.meter = EpochMeter()
         self.best_val: Optional[float] = None
         self._setup_model()
+        self.contrast_active = self._contrast_active()
+        self.board = _tensorboard_writer(work) if config.tensorboard and world.is_main else None
 
     # -- setup ---------------------------------------------------------------------------------------
     def _setup_model(self) -> None:
@@ -534,6 +573,28 @@ class Trainer:
                       self.batches.batches_per_epoch)
         self.log.info("model selection: %s", "best validation accuracy" if data.val is not None else
                       "none (the last epoch is the result; test accuracy is reported, never used to choose)")
+        if config.csre:
+            self.log.info("CSRE bank warm-up: the contrastive term stays 0 (the loss is CE alone) until a class "
+                          "has %d written bank slots and the others %d; the log says when it starts, and the "
+                          "total loss then rises by the contrastive term: that is not divergence",
+                          config.csre_positives, config.csre_negatives)
+        if config.deterministic:
+            self.log.info("deterministic algorithms on (torch warns about any operation without a "
+                          "deterministic implementation)")
+        if self.board is None and config.tensorboard and self.world.is_main:
+            self.log.info("TensorBoard event files: off (the tensorboard package is not installed)")
+
+    # -- the contrastive term ------------------------------------------------------------------------
+    def _contrast_active(self) -> Optional[bool]:
+        """Whether the CSRE term can be non-zero yet (``None`` without CSRE)."""
+        module = unwrap(self.model)
+        return module.csre_head.is_active() if isinstance(module, CSREModel) else None
+
+    def _note_contrast_start(self) -> None:
+        if self.contrast_active is False and self._contrast_active():
+            self.contrast_active = True
+            self.log.info("step %d (epoch %d): the CSRE banks are warm; the contrastive term is active from "
+                          "here on", self.position.global_step, self.position.epoch + 1)
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def save(self, name: str) -> None:
@@ -573,6 +634,7 @@ class Trainer:
             ckpt.restore_rng_state(ranks[self.world.rank]["rng"])
             self.meter = EpochMeter(**ranks[self.world.rank]["meter"])
         self.work.keep_metrics_up_to(self.position.global_step)
+        self.contrast_active = self._contrast_active()
         self.log.info("resumed from %s: epoch %d, batch %d of it, step %d", self.work.file("last.pt"),
                       self.position.epoch + 1, self.position.batch, self.position.global_step)
 
@@ -595,16 +657,32 @@ class Trainer:
                    disable=not (config.progress and self.world.is_main))
         try:
             for batch in loader:
-                self.meter.add(*self.train_step(batch))
+                outcome = self.train_step(batch)
+                self.meter.add(*outcome)
                 position.batch += 1
                 position.global_step += 1
+                self._note_contrast_start()
+                self._board_step(outcome)
                 bar.update()
-                bar.set_postfix(loss=f"{self.meter.loss / max(self.meter.samples, 1):.4f}", step=position.global_step)
+                postfix = {"loss": f"{self.meter.loss / max(self.meter.samples, 1):.4f}", "step": position.global_step}
+                if self.contrast_active is False:
+                    postfix["contrast"] = "warm-up"
+                bar.set_postfix(postfix)
                 if self._steps_left() <= 0:
                     break
         finally:
             bar.close()
         return position.batch == self.batches.batches_per_epoch
+
+    def _board_step(self, outcome: Tuple[float, float, float, int, int]) -> None:
+        if self.board is None:
+            return
+        step = self.position.global_step
+        self.board.add_scalar("train/loss", outcome[0], step)
+        self.board.add_scalar("train/ce", outcome[1], step)
+        if self.config.csre:
+            self.board.add_scalar("train/contrast", outcome[2], step)
+        self.board.add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], step)
 
     def train_step(self, batch) -> Tuple[float, float, float, int, int]:
         """One optimizer step; returns (loss, CE, contrast, correct, samples) of the batch."""
@@ -642,6 +720,11 @@ class Trainer:
             record["val_acc"] = val.accuracy(1)
         record["seconds"] = round(seconds, 3)
         self.work.append_metrics(record)
+        if self.board is not None:
+            for key in ("loss", "ce", "contrast", "train_acc", "test_acc", "test_top5", "val_acc"):
+                if record.get(key) is not None:
+                    self.board.add_scalar(f"epoch/{key}", record[key], record["epoch"])
+            self.board.flush()
         self.log.info("epoch %d%s  step %d  lr %.4g  loss %.4f  ce %.4f%s  train acc %.4f  %stest acc %.4f "
                       "(top-5 %.4f)  %.1f s", record["epoch"], "" if complete else " (stopped by --max-steps)",
                       record["step"], record["lr"], record["loss"], record["ce"],
@@ -672,12 +755,15 @@ class Trainer:
         return self.finish(test, val)
 
     def finish(self, test: Optional[Scores], val: Optional[Scores]) -> TrainResult:
-        """Write the result: ``encoder.pt``, ``scores_test.npz`` (and ``scores_val.npz``)."""
+        """Write the result: ``encoder.pt``, ``scores_test.npz`` (and ``scores_val.npz``), then ``result.json``."""
         selected = "last"
+        # The epoch (1-based, as in metrics.jsonl) whose weights are the result.
+        selected_epoch = self.position.epoch + (1 if self.position.batch else 0)
         if self.data.val is not None and self.work.file("best.pt").exists():
             best = ckpt.load_checkpoint(self.work.file("best.pt"), ckpt.TRAINING)
             unwrap(self.model).load_state_dict(best["model"])
             selected = f"best.pt (epoch {best['position']['epoch']}, val acc {best['best_val']:.4f})"
+            selected_epoch = int(best["position"]["epoch"])
             test = val = None
         if test is None:
             test = self.evaluate_part("test")
@@ -690,12 +776,51 @@ class Trainer:
                 "model": encoder_of(self.model).state_dict(), "model_arguments": self.model_args,
                 "config": dataclasses.asdict(self.config), "store_fingerprint": self.fingerprint,
                 "position": dataclasses.asdict(self.position)})
+            self.work.write_json(RESULT_FILE, {
+                "selection": "val" if self.data.val is not None else "last", "selected_epoch": selected_epoch,
+                "epochs_done": self.position.epoch, "epochs": self.config.epochs,
+                "global_step": self.position.global_step, "complete": self.position.epoch >= self.config.epochs,
+                "test_top1": test.accuracy(1), "test_top5": test.accuracy(5),
+                "val_top1": None if val is None else val.accuracy(1), "stream": self.config.stream,
+                "csre": self.config.csre, "seed": self.config.seed})
+        if self.board is not None:
+            self.board.close()
+            self.board = None
         barrier()
         self.log.info("result (%s weights): test acc %.4f, top-5 %.4f%s; wrote scores_test.npz and encoder.pt in %s",
                       selected, test.accuracy(1), test.accuracy(5),
                       "" if val is None else f", val acc {val.accuracy(1):.4f}", self.work.path)
         return TrainResult(self.work.path, self.position.global_step, self.position.epoch, test.accuracy(1),
                            test.accuracy(5), selected, None if val is None else val.accuracy(1))
+
+
+def apply_runtime_options(config: TrainConfig) -> None:
+    """Set torch's thread count (``threads``) and deterministic mode (``deterministic``) for this process."""
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    if config.deterministic:
+        # cuBLAS needs a fixed workspace for reproducible results; it reads this when CUDA starts.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+def _tensorboard_writer(work: "WorkDir"):
+    """A SummaryWriter on ``<work dir>/tensorboard``, or ``None`` when tensorboard is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(log_dir=str(work.file("tensorboard")))
+
+
+def read_result(work_dir: Path) -> Optional[Dict[str, Any]]:
+    """The ``result.json`` of a finished run, or ``None`` when the run has not finished."""
+    path = Path(work_dir) / RESULT_FILE
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _seed_globals(seed: int, rank: int) -> None:
@@ -748,18 +873,26 @@ def train(config: TrainConfig, resume: bool = False, file_values: Optional[Dict[
     if config.batch_size % world.world_size:
         raise ConfigError(f"--batch-size {config.batch_size} is the global batch; it must divide evenly over the "
                           f"{world.world_size} processes")
+    apply_runtime_options(config)
     device = init_distributed(resolve_device(config.device), world)
     work = WorkDir(Path(config.work_dir), world)
     try:
+        removed = [] if resume else work.forget_unfinished()
         trainer = Trainer(config, world, device, work)
         if world.is_main:
             dump_config(config, work.file("config.yaml"))
         trainer.describe()
+        if removed:
+            trainer.log.info("fresh start: removed %s of an earlier attempt that stopped before its first "
+                             "checkpoint", " and ".join(removed))
         if resume:
             for name, old, new in changes:
                 trainer.log.info("resume: %s changed from %r to %r", name, old, new)
             trainer.restore(state)
             del state
+        if world.is_main:
+            runinfo.record_environment(work.path, runinfo.environment(device, trainer.fingerprint),
+                                       resumed_at_step=trainer.position.global_step if resume else None)
         return trainer.run()
     finally:
         work.close()
