@@ -1,17 +1,32 @@
 """Tests of honest ensembles: action names, the classification report, the weight search on validation
-scores, presets, and ``csre-ensemble`` / ``csre-eval`` with them."""
+scores, presets, and ``csre-ensemble`` / ``csre-eval`` with them.
+
+Score files are made by hand where the numbers matter; one tiny training run with validation (the NTU-60
+fixture store, HCN, as in ``test_engine``) supplies real ``scores_test.npz`` / ``scores_val.npz`` files.
+"""
 from __future__ import annotations
 
 import dataclasses
 import itertools
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from test_engine import ntu_store, one_line_error, run_cli, tiny  # noqa: F401  (ntu_store: a fixture)
+
+from cli.train import ensemble as ensemble_command
+from cli.train import evaluate as evaluate_command
+from csre_models.checkpoint import load_checkpoint, save_checkpoint
+from csre_models.engine import train
 from csre_models.ensemble import (DEFAULT_GRID, PRESETS, Scores, ScoresError, check_tuning_parts, classification_report,
-                                  confusion_matrix, fuse, preset_weights, tune_weights, with_metadata)
+                                  confusion_matrix, fuse, load_scores, metadata, preset_weights, save_scores,
+                                  tune_weights, with_metadata)
 from skeldata.actions import action_names, action_names_for_classes
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ------------------------------------------------------------------------------------- action names
@@ -134,19 +149,6 @@ def test_tie_break_is_deterministic():
     assert weights[1] == 1.0 and weights[0] <= 1.0 and weights == brute_force_weights(same, DEFAULT_GRID)
 
 
-def test_tuned_weights_ignore_the_test_labels():
-    labels, informative, noise = informative_and_noise(seed=1)
-    val = [scores_of(noise, labels, "v"), scores_of(informative, labels, "v")]
-    test_labels, test_informative, test_noise = informative_and_noise(seed=2)
-    test = [scores_of(test_noise, test_labels, "t"), scores_of(test_informative, test_labels, "t")]
-    weights, _ = tune_weights(val)
-    permuted = np.random.default_rng(3).permutation(test_labels)
-    shuffled = [dataclasses.replace(part, labels=permuted) for part in test]
-    check_tuning_parts(val, ["v0", "v1"], shuffled, ["t0", "t1"])
-    assert tune_weights(val) == tune_weights(val)          # nothing of the test set enters the search
-    assert fuse(test, weights).accuracy(1) != fuse(shuffled, weights).accuracy(1)
-
-
 def test_tuning_files_must_not_be_the_test_files():
     labels, informative, noise = informative_and_noise()
     test = [scores_of(noise, labels, stream="joint"), scores_of(informative, labels, stream="bone")]
@@ -176,3 +178,207 @@ def test_presets_follow_the_recorded_streams():
         preset_weights("csre-ntu", ["joint", "bone"])
     with pytest.raises(ScoresError, match="file 2 is stream joint where the preset's order has bone"):
         preset_weights("pyskl-2s", [None, "joint"])
+
+
+# ------------------------------------------------------------------------------------ csre-ensemble
+
+def write_streams(folder: Path, prefix: str, labels, logits_per_stream, streams, part: str):
+    """One score file per stream, ``<folder>/<prefix>-<stream>.npz``, recording stream, data set and part."""
+    paths = []
+    for stream, logits in zip(streams, logits_per_stream):
+        path = folder / f"{prefix}-{stream}.npz"
+        save_scores(path, scores_of(logits, labels, prefix, stream=stream, dataset="ntu60", part=part))
+        paths.append(path)
+    return paths
+
+
+def val_and_test(folder: Path, test_labels=None):
+    """Validation and test files of two streams: joint is noise, bone is informative."""
+    labels, informative, noise = informative_and_noise(seed=1)
+    val = write_streams(folder, "val", labels, [noise, informative], ["joint", "bone"], "val")
+    labels, informative, noise = informative_and_noise(seed=2)
+    test = write_streams(folder, "test", labels if test_labels is None else test_labels(labels),
+                         [noise, informative], ["joint", "bone"], "test")
+    return val, test
+
+
+def test_weights_tuned_on_validation_ignore_the_test_labels(tmp_path):
+    val, test = val_and_test(tmp_path)
+    permuted = tmp_path / "permuted"
+    permuted.mkdir()
+    _, shuffled = val_and_test(permuted, lambda labels: np.random.default_rng(3).permutation(labels))
+    fused = []
+    for files, out in ((test, tmp_path / "fused.npz"), (shuffled, tmp_path / "shuffled.npz")):
+        result = run_cli(ensemble_command, [*files, "--tune-on", *val, "--out", out, "--report", out.with_suffix(".json")])
+        assert result.exit_code == 0, result.output
+        assert "weights tuned on 2 validation files (60 samples, 21 candidates)" in result.stdout
+        fused.append(load_scores(out))
+    weights = fused[0].extra["weights"]
+    assert np.array_equal(weights, fused[1].extra["weights"]) and weights[1] == 1.0 and weights[0] <= 0.2
+    assert fused[0].accuracy(1) != fused[1].accuracy(1)
+    assert metadata(fused[0], "tuned_on") == "val" and list(fused[0].extra["streams"]) == ["joint", "bone"]
+    assert list(fused[0].extra["sources"]) == [str(path) for path in test]
+    report = json.loads((tmp_path / "fused.json").read_text())
+    assert report["tuned_on"] == "val" and report["weights"] == weights.tolist()
+    assert report["top1"] == pytest.approx(fused[0].accuracy(1)) and len(report["per_class"]) == 5
+    assert report["tuning"]["sources"] == [str(path) for path in val] and report["tuning"]["candidates"] == 21
+
+
+def test_tuning_on_the_test_files_is_refused_or_marked(tmp_path):
+    val, test = val_and_test(tmp_path)
+    unmarked = tmp_path / "unmarked.npz"                # test scores that do not say they are test scores
+    save_scores(unmarked, dataclasses.replace(load_scores(test[0]), extra={}))
+    message = one_line_error(run_cli(ensemble_command, [*test, "--tune-on", unmarked, val[1], "--out",
+                                                        tmp_path / "x.npz"]), "csre-ensemble")
+    assert f"{unmarked} and {test[0]} share 60 of 60 sample names" in message
+    message = one_line_error(run_cli(ensemble_command, [*test, "--tune-on", *test, "--out", tmp_path / "x.npz"]),
+                             "csre-ensemble")
+    assert f"{test[0]} holds test-part scores" in message
+
+    out = tmp_path / "optimistic.npz"
+    result = run_cli(ensemble_command, [*test, "--tune-on-test", "--out", out, "--report", tmp_path / "r.json"])
+    assert result.exit_code == 0, result.output
+    assert "WARNING: --tune-on-test chooses the weights on the test labels" in result.stderr
+    assert "optimistic" in result.stdout
+    assert metadata(load_scores(out), "tuned_on") == "test"
+    assert json.loads((tmp_path / "r.json").read_text())["tuned_on"] == "test"
+
+
+def test_preset_weights_go_to_their_streams(tmp_path):
+    labels, informative, noise = informative_and_noise()
+    streams = ["bone_motion", "joint", "bone", "joint_motion"]           # not the preset's order
+    files = write_streams(tmp_path, "test", labels, [noise, informative, noise, informative], streams, "test")
+    out = tmp_path / "fused.npz"
+    result = run_cli(ensemble_command, [*files, "--preset", "csre-ntu", "--out", out, "--report", tmp_path / "r.json"])
+    assert result.exit_code == 0, result.output
+    fused = load_scores(out)
+    assert fused.extra["weights"].tolist() == [0.2, 0.6, 0.7, 0.35]
+    assert metadata(fused, "tuned_on") == "preset:csre-ntu"
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["preset"]["name"] == "csre-ntu" and "never used" in report["preset"]["source"]
+    bare = []
+    for k, path in enumerate(files):                                  # files that record no stream
+        bare.append(tmp_path / f"bare{k}.npz")
+        save_scores(bare[-1], dataclasses.replace(load_scores(path), extra={}))
+    result = run_cli(ensemble_command, [*bare, "--preset", "csre-ntu", "--out", out])
+    assert result.exit_code == 0 and "applied in the order given" in result.stderr
+    assert load_scores(out).extra["weights"].tolist() == [0.6, 0.7, 0.35, 0.2]
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--weights", "1,1", "--preset", "pyskl-2s"], "--weights and --preset are mutually exclusive"),
+    (["--preset", "pyskl-2s", "--tune-on-test"], "--preset and --tune-on-test are mutually exclusive"),
+    (["--tune-on", "VAL", "--tune-on-test"], "--tune-on and --tune-on-test are mutually exclusive"),
+    (["--preset", "hyperformer"], "unknown preset 'hyperformer'; known: "),
+])
+def test_ensemble_errors_are_one_line(tmp_path, flags, expected):
+    val, test = val_and_test(tmp_path)
+    flags = [str(val[0]) if flag == "VAL" else flag for flag in flags]
+    message = one_line_error(run_cli(ensemble_command, [*test, *flags, "--out", tmp_path / "x.npz"]), "csre-ensemble")
+    assert expected in message
+
+
+def test_confusion_image(tmp_path):
+    pytest.importorskip("matplotlib", reason="the confusion image needs the optional extra: pip install '.[plot]'")
+    val, test = val_and_test(tmp_path)
+    result = run_cli(ensemble_command, [*test, "--tune-on", *val, "--out", tmp_path / "f.npz", "--confusion",
+                                        tmp_path / "cm.png"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for classes in (10, 120):                                        # NW-UCLA and NTU120 by name
+        labels = np.arange(classes * 2) % classes
+        path = tmp_path / f"c{classes}.npz"
+        save_scores(path, scores_of(np.eye(classes)[labels[::-1]], labels, dataset="ucla" if classes == 10 else None))
+        result = run_cli(ensemble_command, [path, "--out", tmp_path / "f.npz", "--confusion", tmp_path / f"c{classes}.png"])
+        assert result.exit_code == 0, result.output
+
+
+def test_missing_matplotlib_is_one_line(tmp_path, monkeypatch):
+    val, test = val_and_test(tmp_path)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)             # `import matplotlib` now raises ImportError
+    message = one_line_error(run_cli(ensemble_command, [*test, "--out", tmp_path / "f.npz", "--confusion",
+                                                        tmp_path / "cm.png"]), "csre-ensemble")
+    assert "--confusion needs matplotlib: pip install" in message
+
+
+def test_help_shows_the_new_flags_in_examples():
+    for command, flags in ((ensemble_command, ["--tune-on", "--tune-on-test", "--preset", "--report", "--confusion"]),
+                           (evaluate_command, ["--part val", "--report", "--confusion"])):
+        result = run_cli(command, ["--help"])
+        assert result.exit_code == 0
+        example = result.output.split("Example:")[1]
+        assert all(flag in example for flag in flags), example
+
+
+# ------------------------------------------------------------------------------ csre-eval --part val
+
+@pytest.fixture(scope="module")
+def val_run(ntu_store, tmp_path_factory) -> Path:
+    """HCN + CSRE with 30 % of the 7 training samples held out (2 of them), two epochs."""
+    work_dir = tmp_path_factory.mktemp("runs") / "hcn-val"
+    train(tiny(ntu_store, work_dir, val_fraction=0.3))
+    return work_dir
+
+
+def test_training_scores_record_what_they_are(val_run):
+    for part in ("test", "val"):
+        scores = load_scores(val_run / f"scores_{part}.npz")
+        assert [metadata(scores, key) for key in ("stream", "dataset", "part")] == ["joint", "ntu60", part]
+        assert scores.logits.dtype == np.float32 and set(scores.extra) == {"stream", "dataset", "part"}
+
+
+def test_eval_part_val_reproduces_the_runs_validation_scores(val_run, ntu_store, tmp_path):
+    written = load_scores(val_run / "scores_val.npz")
+    out = tmp_path / "val.npz"
+    result = run_cli(evaluate_command, ["--checkpoint", val_run / "encoder.pt", "--store", ntu_store, "--part", "val",
+                                        "--out", out, "--report", tmp_path / "val.json", "--num-workers", "0",
+                                        "--no-progress"])
+    assert result.exit_code == 0, result.output
+    evaluated = load_scores(out)
+    assert len(evaluated.names) == 2
+    for key in ("names", "logits", "labels"):
+        assert np.array_equal(getattr(evaluated, key), getattr(written, key)), key
+    assert metadata(evaluated, "part") == "val" and metadata(evaluated, "stream") == "joint"
+    report = json.loads((tmp_path / "val.json").read_text())
+    assert report["part"] == "val" and report["num_samples"] == 2 and len(report["per_class"]) == 60
+    assert report["per_class"][0]["name"] == "drink water"
+    # The run's own validation and test files fuse with weights tuned on the former.
+    result = run_cli(ensemble_command, [val_run / "scores_test.npz", "--tune-on", out, "--out", tmp_path / "f.npz"])
+    assert result.exit_code == 0, result.output
+
+
+def test_eval_part_val_needs_a_run_with_validation(val_run, ntu_store, tmp_path):
+    payload = load_checkpoint(val_run / "encoder.pt")
+    payload["config"]["val_fraction"] = 0.0
+    save_checkpoint(tmp_path / "plain.pt", payload.pop("kind"), {k: v for k, v in payload.items() if k != "format"})
+    flags = ["--store", ntu_store, "--part", "val", "--out", tmp_path / "x.npz", "--num-workers", "0"]
+    message = one_line_error(run_cli(evaluate_command, ["--checkpoint", tmp_path / "plain.pt", *flags]), "csre-eval")
+    assert "was trained without --val-fraction" in message
+    message = one_line_error(run_cli(evaluate_command, ["--checkpoint", val_run / "encoder.pt", *flags,
+                                                        "--benchmark", "xview"]), "csre-eval")
+    assert "come from the training part of xsub, not xview" in message
+
+
+def test_ensemble_fuses_with_recorded_weights(val_run, tmp_path):
+    joint = load_scores(val_run / "scores_test.npz")
+    doubled = dataclasses.replace(joint, logits=joint.logits * 2)
+    save_scores(tmp_path / "b.npz", doubled)
+    out = tmp_path / "fused.npz"
+    result = run_cli(ensemble_command, [val_run / "scores_test.npz", tmp_path / "b.npz", "--weights", "0.5,0.25",
+                                        "--out", out])
+    assert result.exit_code == 0, result.output
+    assert f"fused 2 files, 5 samples: top-1 {joint.accuracy(1):.4f}" in result.stdout
+    fused = load_scores(out)
+    assert np.allclose(fused.logits, joint.logits) and fused.extra["weights"].tolist() == [0.5, 0.25]
+    assert list(fused.extra["sources"]) == [str(val_run / "scores_test.npz"), str(tmp_path / "b.npz")]
+    assert metadata(fused, "tuned_on") == "fixed" and metadata(fused, "part") == "test"
+
+    reordered = dataclasses.replace(joint, names=joint.names[::-1], logits=joint.logits[::-1],
+                                    labels=joint.labels[::-1])
+    save_scores(tmp_path / "reordered.npz", reordered)
+    message = one_line_error(run_cli(ensemble_command, [out, tmp_path / "reordered.npz", "--out", tmp_path / "x.npz"]),
+                             "csre-ensemble")
+    assert "other samples or another order" in message
+    message = one_line_error(run_cli(ensemble_command, [out, tmp_path / "b.npz", "--weights", "1", "--out", out]),
+                             "csre-ensemble")
+    assert "1 weights for 2 score files" in message
