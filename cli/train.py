@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Any, Callable, Dict, Tuple
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import click
 import yaml
@@ -129,11 +130,8 @@ def train(ctx: click.Context, config_file: str, resume: bool, auto_resume: bool,
                --store ntu60.h5
     """
     from csre_models.config import load_config_file, resolve_config
-    from csre_models.engine import train as run_training
-
-    from pathlib import Path
-
     from csre_models.engine import prepare_config
+    from csre_models.engine import train as run_training
 
     file_values = load_config_file(config_file) if config_file else {}
     explicit = _explicit_values(ctx, values)
@@ -144,6 +142,38 @@ def train(ctx: click.Context, config_file: str, resume: bool, auto_resume: bool,
     run_training(config, resume=resume, file_values=file_values, explicit=explicit)
 
 
+# --------------------------------------------------------------------------------- reports and figures
+
+def _report_options(fn: Callable) -> Callable:
+    """``--report`` and ``--confusion``, shared by csre-eval and csre-ensemble."""
+    fn = click.option("--confusion", type=click.Path(dir_okay=False), default=None,
+                      help="Write the confusion matrix (true action down, predicted across, rows normalised) to "
+                           "this image (.png); needs matplotlib: pip install '.[plot]'.")(fn)
+    return click.option("--report", type=click.Path(dir_okay=False), default=None,
+                        help="Write top-1, top-5, mean class accuracy and per-class accuracy (JSON).")(fn)
+
+
+def _write_report_and_figure(scores, report: Optional[str], confusion: Optional[str], title: str,
+                             **details: Any) -> None:
+    """``--report``: the classification report of ``scores`` with ``details`` added; ``--confusion``: its
+    confusion matrix as an image. Both name the classes by action."""
+    import json
+
+    from csre_models.ensemble import class_names_of, classification_report, confusion_matrix
+
+    names = class_names_of(scores)
+    if report:
+        content = {**classification_report(scores, names), **details}
+        with open(report, "w", encoding="utf-8") as handle:
+            json.dump(content, handle, indent=1, allow_nan=False)
+            handle.write("\n")
+        click.echo(f"wrote {report}")
+    if confusion:
+        from csre_models.figures import plot_confusion_matrix
+        plot_confusion_matrix(confusion_matrix(scores.logits, scores.labels, len(names)), names, confusion, title)
+        click.echo(f"wrote {confusion}")
+
+
 # ------------------------------------------------------------------------------------------- csre-eval
 
 @click.command(context_settings=CONTEXT)
@@ -151,25 +181,32 @@ def train(ctx: click.Context, config_file: str, resume: bool, auto_resume: bool,
               help="A training checkpoint (last.pt, best.pt) or an exported encoder.pt.")
 @click.option("--store", required=True, type=click.Path(dir_okay=False), help="Store to evaluate on.")
 @click.option("--benchmark", default=None, help="Benchmark (default: the one the model was trained on).")
-@click.option("--part", default="test", show_default=True, type=click.Choice(["test", "train"]),
-              help="Part of the benchmark (test-time transforms either way).")
+@click.option("--part", default="test", show_default=True, type=click.Choice(["test", "val", "train"]),
+              help="Part of the benchmark, test-time transforms either way. val: the samples the run held out "
+                   "with --val-fraction (drawn again from its stored fraction and seed).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Score file to write (.npz).")
+@_report_options
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("--num-workers", default=2, show_default=True, type=click.IntRange(min=0))
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @_reports_errors("csre-eval")
-def evaluate(checkpoint: str, store: str, benchmark: str, part: str, out: str, device: str, batch_size: int,
-             num_workers: int, progress: bool) -> None:
+def evaluate(checkpoint: str, store: str, benchmark: str, part: str, out: str, report: Optional[str],
+             confusion: Optional[str], device: str, batch_size: int, num_workers: int, progress: bool) -> None:
     """Evaluate a trained encoder and write its scores (names, logits, labels) to an .npz file.
 
     The stream, window and feeder variant are those the model was trained with; only the encoder runs
-    (the CSRE head is not needed at inference).
+    (the CSRE head is not needed at inference). The score file records its stream, data set and part, which
+    csre-ensemble uses to apply presets by stream and to refuse tuning on test scores.
+
+    Validation scores (--part val) are what csre-ensemble --tune-on chooses weights on: they equal the
+    run's own scores_val.npz.
 
     \b
     Example:
       csre-eval --checkpoint work_dirs/ctrgcn-csre-ucla-xview-joint/encoder.pt --store ucla.h5 \\
-                --out ucla-joint.npz
+                --out ucla-joint.npz --report ucla-joint.json --confusion ucla-joint.png
+      csre-eval --checkpoint work_dirs/<run>/encoder.pt --store ntu60.h5 --part val --out joint-val.npz
     """
     from csre_models.checkpoint import store_fingerprint
     from csre_models.engine import evaluate_checkpoint
@@ -182,6 +219,8 @@ def evaluate(checkpoint: str, store: str, benchmark: str, part: str, out: str, d
     save_scores(out, scores)
     click.echo(f"{len(scores.labels)} samples: top-1 {scores.accuracy(1):.4f}, top-5 {scores.accuracy(5):.4f}; "
                f"wrote {out}")
+    _write_report_and_figure(scores, report, confusion, f"{Path(checkpoint).parent.name or checkpoint} ({part})",
+                             checkpoint=str(checkpoint), part=part)
 
 
 # --------------------------------------------------------------------------------------- csre-ensemble
@@ -194,34 +233,124 @@ def _parse_weights(text: str, count: int) -> Tuple[float, ...]:
         raise ScoresError(f"--weights {text!r}: expected {count} comma-separated numbers") from None
 
 
-@click.command(context_settings=CONTEXT)
+class _SpreadValuesCommand(click.Command):
+    """A command whose ``--tune-on`` takes every value that follows it up to the next option, as in
+    ``csre-ensemble T1 T2 --tune-on V1 V2 --out F`` (click options take one value each: the values are
+    spread to ``--tune-on V1 --tune-on V2`` before parsing)."""
+
+    spread = "--tune-on"
+
+    def parse_args(self, ctx: click.Context, args: List[str]) -> List[str]:
+        return super().parse_args(ctx, _spread_values(args, self.spread))
+
+
+def _spread_values(args: Sequence[str], flag: str) -> List[str]:
+    """``args`` with ``flag A B`` written ``flag A flag B`` (up to the next argument starting with '-')."""
+    spread: List[str] = []
+    taking = waiting = False
+    for arg in args:
+        if arg == flag:
+            taking = waiting = True
+            continue
+        if taking and not arg.startswith("-"):
+            spread += [flag, arg]
+            waiting = False
+            continue
+        if waiting:
+            spread.append(flag)           # no value: click says so
+        taking = waiting = False
+        spread.append(arg)
+    if waiting:
+        spread.append(flag)
+    return spread
+
+
+def _choose_weights(parts, sources: Sequence[str], weights: Optional[str], preset: Optional[str],
+                    tune_on: Sequence[str], tune_on_test: bool):
+    """The weights of the fusion (``None``: all 1), what they were chosen on (``tuned_on``: ``val``,
+    ``test``, ``preset:NAME`` or ``fixed``) and what to add to the report. One way only."""
+    from csre_models.config import ConfigError
+    from csre_models.ensemble import (PRESETS, check_tuning_parts, load_scores, metadata, preset_weights,
+                                      tune_weights)
+
+    given = [flag for flag, value in (("--weights", weights), ("--preset", preset), ("--tune-on", tune_on),
+                                      ("--tune-on-test", tune_on_test)) if value]
+    if len(given) > 1:
+        raise ConfigError(f"{' and '.join(given)} are mutually exclusive: choose the weights one way")
+    if tune_on:
+        tuning = [load_scores(path) for path in tune_on]
+        check_tuning_parts(tuning, tune_on, parts, sources)
+        chosen, info = tune_weights(tuning, sources=tune_on)
+        click.echo(f"weights tuned on {len(tune_on)} validation files ({len(tuning[0].labels)} samples, "
+                   f"{info['candidates']} candidates): val top-1 {info['val_top1']:.4f}")
+        return chosen, "val", {"tuning": {**info, "sources": list(tune_on)}}
+    if tune_on_test:
+        click.echo("csre-ensemble: WARNING: --tune-on-test chooses the weights on the test labels, so the fused "
+                   "test accuracy is optimistic (not a result to report); tune on validation scores with "
+                   "--tune-on", err=True)
+        chosen, info = tune_weights(parts, sources=sources)
+        return chosen, "test", {"tuning": {**info, "sources": list(sources)}}
+    if preset:
+        chosen, note = preset_weights(preset, [metadata(part, "stream") for part in parts])
+        if note:
+            click.echo(f"csre-ensemble: note: {note}", err=True)
+        return chosen, f"preset:{preset}", {"preset": {"name": preset, "source": PRESETS[preset].source}}
+    return (_parse_weights(weights, len(parts)) if weights else None), "fixed", {}
+
+
+@click.command(cls=_SpreadValuesCommand, context_settings=CONTEXT)
 @click.argument("scores", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--weights", default=None, metavar="W1,W2,...",
-              help="One weight per score file (default: all 1). Fixed in advance or chosen on validation "
-                   "scores, never on the test labels.")
+              help="One weight per score file (default: all 1), fixed in advance.")
+@click.option("--tune-on", multiple=True, type=click.Path(dir_okay=False), metavar="VAL.npz ...",
+              help="Choose the weights by grid search on these validation score files (one per test file, same "
+                   "stream order; csre-eval --part val or a run's scores_val.npz), then apply them to the test "
+                   "files. Give the test files first.")
+@click.option("--tune-on-test", is_flag=True,
+              help="Choose the weights on the test files themselves, as the reference scripts do: the accuracy "
+                   "is optimistic; warns and marks the output tuned_on=test.")
+@click.option("--preset", default=None, metavar="NAME",
+              help="A published weight set, applied by the streams the files record: csre-ntu, csre-ucla, "
+                   "hyperformer-ntu, hyperformer-ucla, pyskl-4s, pyskl-2s, agcn-2s.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="Fused score file to write (.npz, with the weights and sources recorded).")
+              help="Fused score file to write (.npz, with the weights, sources and tuned_on recorded).")
+@_report_options
 @_reports_errors("csre-ensemble")
-def ensemble(scores: Tuple[str, ...], weights: str, out: str) -> None:
+def ensemble(scores: Tuple[str, ...], weights: Optional[str], tune_on: Tuple[str, ...], tune_on_test: bool,
+             preset: Optional[str], out: str, report: Optional[str], confusion: Optional[str]) -> None:
     """Fuse score files of several streams: sum of weight * logits, then report the fused top-1.
 
     The files must list the same samples in the same order (as csre-train and csre-eval write them for
-    one benchmark part).
+    one benchmark part). The weights are fixed (--weights), published (--preset), or chosen on validation
+    scores (--tune-on): the highest validation top-1 over a 0..1 grid, ties to the lower cross-entropy, then
+    to the smaller weights. Choosing them on the test labels (--tune-on-test) is possible but marked.
 
     \b
     Example:
       csre-ensemble joint.npz bone.npz joint_motion.npz bone_motion.npz --weights 0.6,0.6,0.4,0.4 \\
                     --out fused.npz
+      csre-ensemble joint.npz bone.npz --tune-on joint-val.npz bone-val.npz --out fused.npz \\
+                    --report fused.json --confusion fused.png
+      csre-ensemble joint.npz bone.npz joint_motion.npz bone_motion.npz --preset csre-ntu --out fused.npz
+      csre-ensemble joint.npz bone.npz --tune-on-test --out optimistic.npz
     """
+    import numpy as np
+
     from csre_models.ensemble import fuse, load_scores, save_scores
 
     parts = [load_scores(path) for path in scores]
-    fused = fuse(parts, _parse_weights(weights, len(parts)) if weights else None, sources=scores)
+    chosen, tuned_on, details = _choose_weights(parts, scores, weights, preset, tune_on, tune_on_test)
+    fused = fuse(parts, chosen, sources=scores)
+    fused.extra["tuned_on"] = np.asarray(tuned_on)
     for path, part, weight in zip(scores, parts, fused.extra["weights"]):
         click.echo(f"{path}: top-1 {part.accuracy(1):.4f} (weight {weight:g})")
     save_scores(out, fused)
+    optimistic = " (optimistic: weights tuned on these labels)" if tuned_on == "test" else ""
     click.echo(f"fused {len(parts)} files, {len(fused.labels)} samples: top-1 {fused.accuracy(1):.4f}, "
-               f"top-5 {fused.accuracy(5):.4f}; wrote {out}")
+               f"top-5 {fused.accuracy(5):.4f}{optimistic}; wrote {out}")
+    _write_report_and_figure(fused, report, confusion, f"fusion of {len(parts)} streams ({tuned_on})",
+                             weights=[float(w) for w in fused.extra["weights"]], tuned_on=tuned_on,
+                             sources=list(scores), **details)
 
 
 if __name__ == "__main__":

@@ -63,12 +63,12 @@ from .distributed import (WorldInfo, all_gather_objects, all_reduce_sum, barrier
                           init_distributed, is_distributed, shutdown_distributed, world_info_from_env,
                           wrap_ddp)
 from .encoders import list_encoders
-from .ensemble import Scores, save_scores
+from .ensemble import Scores, save_scores, with_metadata
 from .schedule import OPTIMIZERS, build_optimizer
 
 __all__ = ["TrainResult", "train", "evaluate", "evaluate_checkpoint", "training_step", "build_model",
            "resolve_device", "prepare_config", "validation_samples", "takes_joint_input", "EpochBatches",
-           "apply_runtime_options", "read_result", "RESULT_FILE"]
+           "apply_runtime_options", "read_result", "RESULT_FILE", "PARTS", "with_part_metadata"]
 
 LOGGER_NAME = "csre_models.train"
 #: Entropy word that separates the validation draw from every other use of the seed.
@@ -78,6 +78,8 @@ VALIDATION_STREAM = 0x5EED_0FA1
 CSRE_HEAD_STREAM = 0x5EED_C5E0
 #: Written last by a run that finished: what ``csre-study`` and other tools read as the run's result.
 RESULT_FILE = "result.json"
+#: The parts :func:`evaluate_checkpoint` scores: the benchmark's two, and the samples a run held out.
+PARTS = ("test", "val", "train")
 
 
 # ============================================================================================ devices
@@ -282,12 +284,23 @@ def evaluate(encoder: nn.Module, dataset: SkeletonDataset, positions: Optional[n
     return Scores(names, logits, dataset.labels[positions % dataset.num_samples])
 
 
+def with_part_metadata(scores: Scores, dataset: SkeletonDataset, part: str) -> Scores:
+    """``scores`` of ``dataset`` recording its stream, data set and ``part`` (``test``, ``val`` or ``train``)."""
+    return with_metadata(scores, stream=dataset.stream, dataset=dataset.store.dataset.name, part=part)
+
+
 def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = None, part: str = "test",
                         device: Optional[str] = None, batch_size: int = 64, num_workers: int = 0,
                         progress: bool = False) -> Tuple[Scores, Dict[str, Any]]:
     """Scores of the encoder in ``checkpoint`` (a training checkpoint or an exported ``encoder.pt``) on
     ``part`` of ``benchmark`` (default: the one it was trained on) of ``store``, with the input stream,
-    window and feeder variant it was trained with. Returns the scores and the checkpoint's payload."""
+    window and feeder variant it was trained with. Returns the scores (recording stream, data set and
+    part) and the checkpoint's payload.
+
+    ``part`` ``val`` is the validation samples the run held out of its training part: drawn again from
+    the stored ``val_fraction`` and ``seed`` with :func:`validation_samples`, with test-time transforms, as
+    :func:`build_data` draws them, so the scores equal the run's ``scores_val.npz``. That needs the run's
+    benchmark and store (the draw depends on the training part's size and order)."""
     encoder, payload = ckpt.load_encoder(checkpoint)
     config = config_from_dict(payload["config"])
     arguments = payload["model_arguments"]
@@ -302,15 +315,34 @@ def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = 
                           f"classes; {store} has {layout} with {classes} classes")
     if benchmark not in benchmarks:
         raise ConfigError(f"--benchmark {benchmark}: not in {store}; it has {', '.join(benchmarks)}")
-    if part not in ("train", "test"):
-        raise ConfigError(f"--part must be train or test, got {part!r}")
+    if part not in PARTS:
+        raise ConfigError(f"--part must be {', '.join(PARTS)}, got {part!r}")
+    if part == "val":
+        _check_validation_source(checkpoint, config, payload, store, benchmark)
     torch_device = resolve_device(device)
-    dataset = SkeletonDataset(store, benchmark, part, stream=config.stream, train=False, window=arguments["window"],
-                              spine_relative=config.spine_relative, return_joint=takes_joint_input(encoder))
+    dataset = SkeletonDataset(store, benchmark, "train" if part == "val" else part, stream=config.stream, train=False,
+                              window=arguments["window"], spine_relative=config.spine_relative,
+                              return_joint=takes_joint_input(encoder))
+    positions = validation_samples(dataset.num_samples, config.val_fraction, config.seed) if part == "val" else None
     amp = config.amp and torch_device.type == "cuda"
-    scores = evaluate(encoder.to(torch_device), dataset, None, torch_device, batch_size, num_workers, amp,
+    scores = evaluate(encoder.to(torch_device), dataset, positions, torch_device, batch_size, num_workers, amp,
                       progress=progress, description=part)
-    return scores, payload
+    return with_part_metadata(scores, dataset, part), payload
+
+
+def _check_validation_source(checkpoint: str, config: TrainConfig, payload: Dict[str, Any], store: str,
+                             benchmark: str) -> None:
+    """Refuse ``--part val`` where the held-out samples cannot be drawn again: a run without validation,
+    another benchmark, or another store than the run's."""
+    if config.val_fraction <= 0:
+        raise ConfigError(f"--part val: {checkpoint} was trained without --val-fraction, so no samples were held "
+                          f"out for validation; evaluate --part test or train")
+    if benchmark != config.benchmark:
+        raise ConfigError(f"--part val: the validation samples of {checkpoint} come from the training part of "
+                          f"{config.benchmark}, not {benchmark}; leave out --benchmark")
+    if payload["store_fingerprint"] != ckpt.store_fingerprint(store):
+        raise ConfigError(f"--part val: {store} is not the store {checkpoint} was trained on, so its held-out "
+                          f"samples cannot be drawn again from it")
 
 
 # ========================================================================================== training
@@ -769,9 +801,9 @@ class Trainer:
             test = self.evaluate_part("test")
             val = self.evaluate_part("val") if self.data.val is not None else None
         if self.world.is_main:
-            save_scores(self.work.file("scores_test.npz"), test)
+            save_scores(self.work.file("scores_test.npz"), with_part_metadata(test, self.data.test, "test"))
             if val is not None:
-                save_scores(self.work.file("scores_val.npz"), val)
+                save_scores(self.work.file("scores_val.npz"), with_part_metadata(val, self.data.val, "val"))
             ckpt.save_checkpoint(self.work.file("encoder.pt"), ckpt.ENCODER, {
                 "model": encoder_of(self.model).state_dict(), "model_arguments": self.model_args,
                 "config": dataclasses.asdict(self.config), "store_fingerprint": self.fingerprint,

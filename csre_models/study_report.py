@@ -236,6 +236,7 @@ def plot_curves(report: Mapping[str, Any], path: Path) -> bool:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         return False
     runs = [entry for entry in report["runs"] if entry.get("curve")]
@@ -259,6 +260,7 @@ def plot_curves(report: Mapping[str, Any], path: Path) -> bool:
             axis.plot(epochs, mean, marker="o", color=colours[arm], label=f"{arm} (mean of {len(curves)} seeds)")
             axis.fill_between(epochs, np.nanmin(table, axis=0) * 100, np.nanmax(table, axis=0) * 100,
                               color=colours[arm], alpha=0.2, label=f"{arm} min-max")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel("epoch")
         axis.set_ylabel("test top-1 (%)")
         axis.set_title(f"stream {stream}" if stream else "test top-1 per epoch")

@@ -1,4 +1,4 @@
-"""Tests of the training engine and of ``csre-train``, ``csre-eval`` and ``csre-ensemble``.
+"""Tests of the training engine and of ``csre-train`` and ``csre-eval`` (``csre-ensemble``: test_ensemble.py).
 
 The runs are tiny: the NTU-60 fixture store (xsub: 7 training and 5 test samples), HCN (the fastest encoder
 on a CPU) at 16 frames unless a test is about CTR-GCN, batch 2, one thread, and CSRE with 1 hard positive
@@ -6,7 +6,6 @@ and 2 negatives per anchor so that its contrastive term is active on 7 samples.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -28,7 +27,7 @@ from csre_models.config import TrainConfig, load_config_file, resolve_config
 from csre_models.data import SkeletonDataset
 from csre_models.distributed import WorldInfo
 from csre_models.engine import EpochBatches, build_data, prepare_config, train, training_step, validation_samples
-from csre_models.ensemble import load_scores, save_scores
+from csre_models.ensemble import load_scores
 from csre_models.schedule import WarmupStepDecay, build_optimizer
 from skeldata.build import build
 
@@ -343,32 +342,6 @@ def test_validation_draw_is_seeded():
     assert len(first) == 5 and np.array_equal(first, validation_samples(100, 0.05, seed=3))
     assert not np.array_equal(first, validation_samples(100, 0.05, seed=4))
     assert len(validation_samples(100, 0.0, seed=3)) == 0
-
-
-# ----------------------------------------------------------------------------------------- ensemble
-
-def test_ensemble_fuses_with_recorded_weights(finished_run, tmp_path):
-    joint = load_scores(finished_run / "scores_test.npz")
-    doubled = dataclasses.replace(joint, logits=joint.logits * 2)
-    save_scores(tmp_path / "b.npz", doubled)
-    out = tmp_path / "fused.npz"
-    result = run_cli(ensemble_command, [finished_run / "scores_test.npz", tmp_path / "b.npz", "--weights", "0.5,0.25",
-                                        "--out", out])
-    assert result.exit_code == 0, result.output
-    assert f"fused 2 files, 5 samples: top-1 {joint.accuracy(1):.4f}" in result.stdout
-    fused = load_scores(out)
-    assert np.allclose(fused.logits, joint.logits) and fused.extra["weights"].tolist() == [0.5, 0.25]
-    assert list(fused.extra["sources"]) == [str(finished_run / "scores_test.npz"), str(tmp_path / "b.npz")]
-
-    reordered = dataclasses.replace(joint, names=joint.names[::-1], logits=joint.logits[::-1],
-                                    labels=joint.labels[::-1])
-    save_scores(tmp_path / "reordered.npz", reordered)
-    message = one_line_error(run_cli(ensemble_command, [out, tmp_path / "reordered.npz", "--out", tmp_path / "x.npz"]),
-                             "csre-ensemble")
-    assert "other samples or another order" in message
-    message = one_line_error(run_cli(ensemble_command, [out, tmp_path / "b.npz", "--weights", "1", "--out", out]),
-                             "csre-ensemble")
-    assert "1 weights for 2 score files" in message
 
 
 # ---------------------------------------------------------------------------- configuration and CLI
