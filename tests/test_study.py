@@ -232,3 +232,25 @@ def test_recipe_differences_ignore_how_a_run_is_executed(ntu_store, tmp_path):
 def test_help_shows_an_example():
     result = CliRunner().invoke(study_command, ["--help"])
     assert result.exit_code == 0 and "Example:" in result.output and "--plan" in result.output
+
+
+def test_streams_add_a_validation_tuned_ensemble(ntu_store, empty_config, tmp_path):
+    from cli.train import ensemble as ensemble_command
+    from test_engine import run_cli
+
+    study_dir = tmp_path / "streams"
+    result = run_study(["--config", empty_config, "--store", ntu_store, "--seeds", "1", "--arms", "csre",
+                        "--streams", "joint,bone", "--work-dir", study_dir, "--jobs", "2", *TINY_FLAGS])
+    assert result.exit_code == 0, result.output
+    report = json.loads((study_dir / "report.json").read_text())
+    assert report["metric"] == "ensemble_test_top1" and set(report["metrics"]) == {"joint", "bone", "ensemble"}
+    fused_entry = next(entry for entry in report["runs"] if entry["stream"] == "ensemble")
+    assert fused_entry["tuned_on"] == "val" and fused_entry["complete"]
+    runs = [study_dir / "csre-seed1" / stream for stream in ("joint", "bone")]
+    out = tmp_path / "fused.npz"
+    command = run_cli(ensemble_command, [*(r / "scores_test.npz" for r in runs), "--tune-on",
+                                         *(r / "scores_val.npz" for r in runs), "--out", out])
+    assert command.exit_code == 0, command.output
+    fused = load_scores(out)
+    assert fused_entry["weights"] == fused.extra["weights"].tolist()
+    assert fused_entry["test_top1"] == fused.accuracy(1) == report["metrics"]["ensemble"]["arms"]["csre"]["mean"]
