@@ -139,7 +139,13 @@ def train(ctx: click.Context, config_file: str, resume: bool, auto_resume: bool,
     if auto_resume and not resume:
         work_dir = config.work_dir or prepare_config(config).work_dir
         resume = (Path(work_dir) / "last.pt").exists()
-    run_training(config, resume=resume, file_values=file_values, explicit=explicit)
+    from csre_models.engine import TrainingInterrupted
+
+    try:
+        run_training(config, resume=resume, file_values=file_values, explicit=explicit)
+    except TrainingInterrupted as exc:
+        click.echo(f"csre-train: {exc}", err=True)
+        sys.exit(exc.exit_code)
 
 
 # --------------------------------------------------------------------------------- reports and figures

@@ -103,12 +103,35 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------- files
 
 def save_checkpoint(path: PathLike, kind: str, payload: Mapping[str, Any]) -> None:
-    """Write ``payload`` atomically: to a temporary file beside ``path``, then renamed over it, so an
-    interrupted save never leaves a truncated checkpoint."""
+    """Write ``payload`` atomically and durably: to a temporary file beside ``path``, flushed to the disk
+    (fsync), renamed over ``path``, and the folder synced, so neither a killed process nor a power cut
+    leaves a truncated checkpoint; the previous one stays until the new one is complete."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save({"format": FORMAT, "kind": kind, **payload}, temporary)
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as handle:
+            torch.save({"format": FORMAT, "kind": kind, **payload}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder so a rename in it survives a crash (not possible on every platform or file system)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def load_checkpoint(path: PathLike, kind: str = "") -> Dict[str, Any]:

@@ -94,6 +94,10 @@ class TrainConfig:
     seed: int = _option(1, "Seed of the weights, the data order, the augmentations and the CSRE sampling.")
     max_steps: Optional[int] = _option(None, "Stop after this many optimizer steps in total, counted across "
                                              "resumes, then evaluate and write the results.")
+    checkpoint_every: Optional[int] = _option(None, "Also write last.pt every N optimizer steps (default: only at "
+                                                    "epoch ends and by time, --checkpoint-minutes).")
+    checkpoint_minutes: float = _option(10.0, "Also write last.pt when this many minutes have passed since the last "
+                                              "checkpoint (0: never by time). A killed run loses at most this much.")
     num_workers: int = _option(2, "DataLoader worker processes per training process.")
     threads: Optional[int] = _option(None, "CPU threads of torch in each training process (default: torch's "
                                            "own choice, usually one per core).")

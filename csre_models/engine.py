@@ -13,8 +13,11 @@ process or as one rank of a ``torchrun`` job (DistributedDataParallel, see :mod:
   permutation for ``seed + epoch``; the random draws of the item at position ``p`` in epoch ``e`` come from
   ``numpy.random.default_rng([seed, e, p])``. Nothing depends on worker count or on what was drawn before,
   so a run resumed at any batch continues exactly as if it had not stopped.
-* **Checkpoints.** ``last.pt`` after every epoch and when ``max_steps`` stops a run (mid-epoch, with the
-  position in the epoch); ``best.pt`` after an epoch that improves validation accuracy. Resuming restores
+* **Checkpoints.** ``last.pt`` after every epoch, every ``checkpoint_every`` steps, when
+  ``checkpoint_minutes`` have passed since the last one (default 10), when ``max_steps`` stops a run, and
+  when SIGTERM or SIGINT asks the run to stop (it saves, then raises :class:`TrainingInterrupted`;
+  ``csre-train`` exits 143 or 130); mid-epoch ones record the position in the epoch. Each is written to
+  a temporary file, fsynced and renamed. ``best.pt`` after an epoch that improves validation accuracy. Resuming restores
   the model (CSRE banks included), optimizer, schedule, scaler, position, every rank's RNG states and the
   epoch's running sums, so on the CPU the weights after a resumed run are bit-identical to an
   uninterrupted run's.
@@ -34,6 +37,8 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import random
 import sys
 import time
@@ -68,7 +73,8 @@ from .schedule import OPTIMIZERS, build_optimizer
 
 __all__ = ["TrainResult", "train", "evaluate", "evaluate_checkpoint", "training_step", "build_model",
            "resolve_device", "prepare_config", "validation_samples", "takes_joint_input", "EpochBatches",
-           "apply_runtime_options", "read_result", "RESULT_FILE", "PARTS", "with_part_metadata"]
+           "apply_runtime_options", "read_result", "RESULT_FILE", "PARTS", "with_part_metadata",
+           "TrainingInterrupted", "StopSignals"]
 
 LOGGER_NAME = "csre_models.train"
 #: Entropy word that separates the validation draw from every other use of the seed.
@@ -506,6 +512,10 @@ def prepare_config(config: TrainConfig) -> TrainConfig:
     for name, least in numbers.items():
         if getattr(config, name) < least:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(config, name)}")
+    if config.checkpoint_every is not None and config.checkpoint_every < 1:
+        raise ConfigError(f"--checkpoint-every must be at least 1, got {config.checkpoint_every}")
+    if config.checkpoint_minutes < 0:
+        raise ConfigError(f"--checkpoint-minutes must be 0 (off) or more, got {config.checkpoint_minutes}")
     if config.threads is not None and config.threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {config.threads}")
     if config.max_steps is not None and config.max_steps < 0:
@@ -552,6 +562,9 @@ class Trainer:
         self._setup_model()
         self.contrast_active = self._contrast_active()
         self.board = _tensorboard_writer(work) if config.tensorboard and world.is_main else None
+        self.stop_signals: Optional[StopSignals] = None
+        self.last_checkpoint = time.monotonic()
+        self.steps_at_checkpoint = 0
 
     # -- setup ---------------------------------------------------------------------------------------
     def _setup_model(self) -> None:
@@ -644,6 +657,38 @@ class Trainer:
                 "best_val": self.best_val, "world_size": self.world.world_size, "rank_states": rank_states,
                 "config": dataclasses.asdict(self.config), "store_fingerprint": self.fingerprint})
         barrier()
+        if name == "last.pt":
+            self.last_checkpoint, self.steps_at_checkpoint = time.monotonic(), self.position.global_step
+
+    def _after_step(self) -> None:
+        """Checkpoint when ``checkpoint_every`` steps or ``checkpoint_minutes`` have passed, and stop (after
+        a checkpoint) when a signal asked for it. Every rank takes the same decision."""
+        config = self.config
+        if self.position.batch == self.batches.batches_per_epoch:
+            return      # the epoch's end: run() evaluates, saves, and then honours a stop request
+        due = bool(config.checkpoint_every
+                   and self.position.global_step - self.steps_at_checkpoint >= config.checkpoint_every)
+        due = due or bool(config.checkpoint_minutes
+                          and time.monotonic() - self.last_checkpoint >= 60 * config.checkpoint_minutes)
+        signum = self.stop_signals.requested if self.stop_signals is not None else None
+        if is_distributed():
+            # Any rank's clock or signal decides for all: the save is collective.
+            agreed = all_reduce_sum(torch.tensor([float(due), float(signum or 0)], dtype=torch.float64,
+                                                 device=self.device)).tolist()
+            due = agreed[0] > 0
+            signum = (signum or signal.SIGTERM) if agreed[1] > 0 else None
+        if due or signum:
+            self.save("last.pt")
+        if signum:
+            self._interrupted(signum)
+
+    def _interrupted(self, signum: int) -> None:
+        position = self.position
+        message = (f"stopped by {signal.Signals(signum).name} at step {position.global_step} (epoch "
+                   f"{position.epoch + 1}, batch {position.batch}); last.pt saved: continue with "
+                   f"csre-train --work-dir {self.work.path} --resume")
+        self.log.info(message)
+        raise TrainingInterrupted(signum, message)
 
     def _check_banks_agree(self, module: nn.Module) -> None:
         sums = [float(b.double().sum()) for b in _bank_buffers(module) if b.is_floating_point()]
@@ -702,6 +747,15 @@ class Trainer:
                 bar.set_postfix(postfix)
                 if self._steps_left() <= 0:
                     break
+                self._after_step()
+        except RuntimeError:
+            # A signal sent to the whole process group also ends the DataLoader's workers; the last step
+            # completed is still consistent, so save it and stop as asked.
+            signum = self.stop_signals.requested if self.stop_signals is not None else None
+            if not signum or is_distributed():
+                raise
+            self.save("last.pt")
+            self._interrupted(signum)
         finally:
             bar.close()
         return position.batch == self.batches.batches_per_epoch
@@ -784,6 +838,8 @@ class Trainer:
             self.save("last.pt")
             if improved:
                 self.save("best.pt")
+            if self.stop_signals is not None and self.stop_signals.requested:
+                self._interrupted(self.stop_signals.requested)
         return self.finish(test, val)
 
     def finish(self, test: Optional[Scores], val: Optional[Scores]) -> TrainResult:
@@ -824,6 +880,44 @@ class Trainer:
                       "" if val is None else f", val acc {val.accuracy(1):.4f}", self.work.path)
         return TrainResult(self.work.path, self.position.global_step, self.position.epoch, test.accuracy(1),
                            test.accuracy(5), selected, None if val is None else val.accuracy(1))
+
+
+class TrainingInterrupted(Exception):
+    """A run stopped by SIGTERM or SIGINT after saving a resumable ``last.pt``; ``exit_code`` is the shell's
+    ``128 + signal`` (143 for SIGTERM, 130 for SIGINT)."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+class StopSignals:
+    """While active (a context manager), SIGTERM and SIGINT only record that a stop was asked for; the
+    trainer checks :attr:`requested` after every step, saves ``last.pt`` and stops. Clusters send SIGTERM
+    before they preempt a job; Ctrl-C sends SIGINT. A second SIGINT interrupts at once, as usual."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.requested: Optional[int] = None
+        self._previous: Dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signum
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
 
 
 def apply_runtime_options(config: TrainConfig) -> None:
@@ -925,7 +1019,9 @@ def train(config: TrainConfig, resume: bool = False, file_values: Optional[Dict[
         if world.is_main:
             runinfo.record_environment(work.path, runinfo.environment(device, trainer.fingerprint),
                                        resumed_at_step=trainer.position.global_step if resume else None)
-        return trainer.run()
+        with StopSignals() as stop_signals:
+            trainer.stop_signals = stop_signals
+            return trainer.run()
     finally:
         work.close()
         shutdown_distributed()
