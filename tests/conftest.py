@@ -29,3 +29,13 @@ def shared_path(*parts: str) -> Path:
         pytest.skip(f"needs the steering data {path} (the ../shared folder beside the project), "
                     f"which this checkout does not have")
     return path
+
+
+@pytest.fixture(scope="session")
+def ntu_store(tmp_path_factory) -> Path:
+    """The NTU-60 store of the bundled fixture files (xsub: 7 training and 5 test samples); read-only."""
+    from skeldata.build import build
+
+    path = tmp_path_factory.mktemp("stores") / "ntu60.h5"
+    build([FIXTURES / "ntu60"], path, "ntu60")
+    return path

@@ -12,22 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FIXTURES, PROJECT_ROOT
+from conftest import PROJECT_ROOT
 
 from cli.train import train as train_command
 from csre_models.checkpoint import load_checkpoint
 from csre_models.engine import Trainer, TrainingInterrupted, train
-from skeldata.build import build
 from test_engine import metrics, run_cli, tiny, tiny_flags
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def ntu_store(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("stores") / "ntu60.h5"
-    build([FIXTURES / "ntu60"], path, "ntu60")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -39,13 +39,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def ntu_store(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("stores") / "ntu60.h5"
-    build([FIXTURES / "ntu60"], path, "ntu60")
-    return path
-
-
-@pytest.fixture(scope="module")
 def ucla_store(tmp_path_factory) -> Path:
     """Twelve NW-UCLA sequences: 8 training (views 1 and 2), 4 test (view 3), two actions."""
     source = shared_path("data", "nw-ucla", "all_sqe")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_engine import ntu_store, one_line_error, run_cli, tiny  # noqa: F401  (ntu_store: a fixture)
+from test_engine import one_line_error, run_cli, tiny
 
 from cli.train import ensemble as ensemble_command
 from cli.train import evaluate as evaluate_command

@@ -8,23 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES
 
 from cli.train import train as train_command
 from csre_models.checkpoint import store_fingerprint
 from csre_models.ensemble import load_scores
 from csre_models.engine import train
-from skeldata.build import build
 from test_engine import metrics, run_cli, tiny, tiny_flags
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def ntu_store(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("stores") / "ntu60.h5"
-    build([FIXTURES / "ntu60"], path, "ntu60")
-    return path
 
 
 @pytest.fixture(scope="module")

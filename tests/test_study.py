@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import FIXTURES
 
 from cli.study import study as study_command
 from csre_models.engine import Trainer, train
@@ -19,7 +18,6 @@ from csre_models.ensemble import load_scores
 from csre_models.statistics import bootstrap_interval, paired_t_interval, t_cdf_two_sided, t_quantile
 from csre_models.study import plan_study, recipe_differences, run_status, threads_per_run
 from csre_models.study_report import summarize_metric
-from skeldata.build import build
 from test_engine import metrics, one_line_error, tiny
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -27,13 +25,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TINY_FLAGS = ["--benchmark", "xsub", "--encoder", "hcn", "--window", "16", "--batch-size", "2", "--epochs", "2",
               "--lr", "0.05", "--warmup-epochs", "1", "--num-workers", "0", "--csre-positives", "1",
               "--csre-negatives", "2", "--val-fraction", "0.3"]
-
-
-@pytest.fixture(scope="module")
-def ntu_store(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("stores") / "ntu60.h5"
-    build([FIXTURES / "ntu60"], path, "ntu60")
-    return path
 
 
 @pytest.fixture(scope="module")
