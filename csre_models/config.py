@@ -50,6 +50,8 @@ class TrainConfig:
     """Everything a training run depends on. Defaults: CTR-GCN's NTU recipe (``configs/`` has the rest)."""
 
     store: Optional[str] = _option(None, "Store to train from (skeldata build).")
+    dataset: Optional[str] = _option(None, "Data set the configuration was written for (ntu60, ntu120, ucla): a "
+                                           "store of another data set is refused. Unset: any store.")
     benchmark: Optional[str] = _option(None, "Benchmark of the store (ntu60: xsub, xview; ntu120: xsub, xset; "
                                              "ucla: xview). Optional when the store has only one.")
     encoder: str = _option("ctrgcn", "Encoder (csre_models.list_encoders()).")

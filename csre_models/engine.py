@@ -530,8 +530,13 @@ def prepare_config(config: TrainConfig) -> TrainConfig:
     try:
         with open_store(config.store) as store:
             benchmarks, layout, dataset = store.benchmarks, store.layout.name, store.dataset.name
+            classes = int(store.attrs["num_classes"])
     except StoreError as exc:
         raise ConfigError(f"--store: {exc}") from None
+    if config.dataset is not None and config.dataset != dataset:
+        raise ConfigError(f"the configuration is for {config.dataset} but {config.store} holds {dataset} ({layout}, "
+                          f"{classes} classes); use a {dataset} config (configs/<encoder>/{dataset}-...) or "
+                          f"another store")
     if not config.random_rot and layout != "ntu25":
         raise ConfigError(f"--no-random-rot: the random rotation is the NTU feeder's; {config.store} ({dataset}) "
                           f"has its own training augmentation")

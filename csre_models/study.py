@@ -50,8 +50,9 @@ CONTROLLED_FLAGS = ("--seed", "--work-dir", "--csre", "--no-csre", "--stream", "
                     "--config", "--store")
 #: Fields that say how a run is executed, not what it trains: they may differ between the runs of a study
 #: (another machine, another thread count) without making their results incomparable.
-OPERATIONAL_FIELDS = frozenset({"store", "work_dir", "device", "num_workers", "progress", "threads", "tensorboard",
-                                "test_batch_size", "deterministic"})
+OPERATIONAL_FIELDS = frozenset({"store", "dataset", "work_dir", "device", "num_workers", "progress", "threads",
+                                "tensorboard", "test_batch_size", "deterministic", "checkpoint_every",
+                                "checkpoint_minutes"})
 STUDY_FILE = "study.json"
 #: Each run's stdout and stderr, appended, when the study runs it.
 RUN_OUTPUT = "study-output.txt"

@@ -370,7 +370,8 @@ def test_shipped_configs_load_and_match_their_names():
     for path in files:
         config = resolve_config(load_config_file(path))
         dataset, benchmark, stream = path.stem.split("-")
-        assert (config.encoder, config.benchmark, config.stream) == (path.parent.name, benchmark, stream), path
+        assert (config.encoder, config.dataset, config.benchmark, config.stream) == (
+            path.parent.name, dataset, benchmark, stream), path
         assert config.encoder in list_encoders(), path
         assert config.window == (52 if dataset == "ucla" else 64) and config.store is None, path
         # Hyperformer and BlockGCN were published with the spine-relative feeder.
@@ -382,6 +383,15 @@ def test_shipped_configs_load_and_match_their_names():
         classes, layout, persons = CONFIG_DATASETS[dataset]
         create_encoder(config.encoder, num_class=classes, layout=layout, num_person=persons, window=config.window,
                        **config.encoder_options)
+
+
+def test_a_config_of_another_data_set_is_refused(ucla_store, tmp_path):
+    """The benchmark name alone cannot tell: NTU-60 and NW-UCLA both have an xview benchmark."""
+    config = PROJECT_ROOT / "configs" / "ctrgcn" / "ntu60-xview-joint.yaml"
+    message = one_line_error(run_cli(train_command, ["--config", config, "--store", ucla_store, "--work-dir", tmp_path,
+                                                     "--epochs", "1"]), "csre-train")
+    assert f"the configuration is for ntu60 but {ucla_store} holds ucla (ucla20, 10 classes)" in message
+    assert not (tmp_path / "last.pt").exists()
 
 
 @pytest.mark.parametrize("command", [train_command, evaluate_command, ensemble_command])
