@@ -36,7 +36,38 @@ def reports_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+class OutputExists(FileExistsError):
+    """An output path that exists and may not be replaced (no ``--overwrite``)."""
+
+
+def refuse_existing(*paths, overwrite: bool) -> None:
+    """Raise :class:`OutputExists` for the first of ``paths`` (``None`` skipped) that exists, unless
+    ``overwrite``: no command replaces a file the user did not ask it to."""
+    if overwrite:
+        return
+    for path in paths:
+        if path is not None and os.path.lexists(path):
+            kind = "folder" if os.path.isdir(path) else "file"
+            raise OutputExists(f"{path} exists ({kind}); give --overwrite to replace it, or choose another path")
+
+
 def out_option(help_text: str):
-    """The ``--out FILE`` option every writing command has."""
-    return click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=str),
-                        help=help_text)
+    """The ``--out FILE`` option every writing command has, with ``--overwrite``: an existing ``--out`` is
+    refused unless ``--overwrite`` is given (and then replaced only once the new file is complete, as every
+    writer here writes to a temporary name first)."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args, overwrite: bool = False, **kwargs):
+            try:
+                refuse_existing(kwargs.get("out"), overwrite=overwrite)
+            except OutputExists as exc:
+                fail(str(exc))
+            return fn(*args, **kwargs)
+
+        wrapper = click.option("--overwrite", is_flag=True,
+                               help="Replace --out if it exists (by default an existing path is refused).")(wrapper)
+        return click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=str),
+                            help=help_text)(wrapper)
+
+    return decorate

@@ -151,7 +151,10 @@ def train(ctx: click.Context, config_file: str, resume: bool, auto_resume: bool,
 # --------------------------------------------------------------------------------- reports and figures
 
 def _report_options(fn: Callable) -> Callable:
-    """``--report`` and ``--confusion``, shared by csre-eval and csre-ensemble."""
+    """``--report``, ``--confusion`` and ``--overwrite``, shared by csre-eval and csre-ensemble."""
+    fn = click.option("--overwrite", is_flag=True,
+                      help="Replace --out, --report and --confusion if they exist (by default an existing path "
+                           "is refused).")(fn)
     fn = click.option("--confusion", type=click.Path(dir_okay=False), default=None,
                       help="Write the confusion matrix (true action down, predicted across, rows normalised) to "
                            "this image (.png); needs matplotlib: pip install '.[plot]'.")(fn)
@@ -198,7 +201,8 @@ def _write_report_and_figure(scores, report: Optional[str], confusion: Optional[
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @_reports_errors("csre-eval")
 def evaluate(checkpoint: str, store: str, benchmark: str, part: str, out: str, report: Optional[str],
-             confusion: Optional[str], device: str, batch_size: int, num_workers: int, progress: bool) -> None:
+             confusion: Optional[str], overwrite: bool, device: str, batch_size: int, num_workers: int,
+             progress: bool) -> None:
     """Evaluate a trained encoder and write its scores (names, logits, labels) to an .npz file.
 
     The stream, window and feeder variant are those the model was trained with; only the encoder runs
@@ -218,6 +222,9 @@ def evaluate(checkpoint: str, store: str, benchmark: str, part: str, out: str, r
     from csre_models.engine import evaluate_checkpoint
     from csre_models.ensemble import save_scores
 
+    from ._common import refuse_existing
+
+    refuse_existing(out, report, confusion, overwrite=overwrite)
     scores, payload = evaluate_checkpoint(checkpoint, store, benchmark, part, device, batch_size, num_workers,
                                           progress)
     if payload["store_fingerprint"] != store_fingerprint(store):
@@ -323,7 +330,8 @@ def _choose_weights(parts, sources: Sequence[str], weights: Optional[str], prese
 @_report_options
 @_reports_errors("csre-ensemble")
 def ensemble(scores: Tuple[str, ...], weights: Optional[str], tune_on: Tuple[str, ...], tune_on_test: bool,
-             preset: Optional[str], out: str, report: Optional[str], confusion: Optional[str]) -> None:
+             preset: Optional[str], out: str, report: Optional[str], confusion: Optional[str],
+             overwrite: bool) -> None:
     """Fuse score files of several streams: sum of weight * logits, then report the fused top-1.
 
     The files must list the same samples in the same order (as csre-train and csre-eval write them for
@@ -344,6 +352,9 @@ def ensemble(scores: Tuple[str, ...], weights: Optional[str], tune_on: Tuple[str
 
     from csre_models.ensemble import fuse, load_scores, save_scores
 
+    from ._common import refuse_existing
+
+    refuse_existing(out, report, confusion, overwrite=overwrite)
     parts = [load_scores(path) for path in scores]
     chosen, tuned_on, details = _choose_weights(parts, scores, weights, preset, tune_on, tune_on_test)
     fused = fuse(parts, chosen, sources=scores)

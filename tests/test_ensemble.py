@@ -261,6 +261,8 @@ def test_preset_weights_go_to_their_streams(tmp_path):
         bare.append(tmp_path / f"bare{k}.npz")
         save_scores(bare[-1], dataclasses.replace(load_scores(path), extra={}))
     result = run_cli(ensemble_command, [*bare, "--preset", "csre-ntu", "--out", out])
+    assert result.exit_code == 1 and f"{out} exists (file); give --overwrite to replace it" in result.stderr
+    result = run_cli(ensemble_command, [*bare, "--preset", "csre-ntu", "--out", out, "--overwrite"])
     assert result.exit_code == 0 and "applied in the order given" in result.stderr
     assert load_scores(out).extra["weights"].tolist() == [0.6, 0.7, 0.35, 0.2]
 
@@ -289,7 +291,7 @@ def test_confusion_image(tmp_path):
         labels = np.arange(classes * 2) % classes
         path = tmp_path / f"c{classes}.npz"
         save_scores(path, scores_of(np.eye(classes)[labels[::-1]], labels, dataset="ucla" if classes == 10 else None))
-        result = run_cli(ensemble_command, [path, "--out", tmp_path / "f.npz", "--confusion", tmp_path / f"c{classes}.png"])
+        result = run_cli(ensemble_command, [path, "--out", tmp_path / f"f{classes}.npz", "--confusion", tmp_path / f"c{classes}.png"])
         assert result.exit_code == 0, result.output
 
 
@@ -379,6 +381,6 @@ def test_ensemble_fuses_with_recorded_weights(val_run, tmp_path):
     message = one_line_error(run_cli(ensemble_command, [out, tmp_path / "reordered.npz", "--out", tmp_path / "x.npz"]),
                              "csre-ensemble")
     assert "other samples or another order" in message
-    message = one_line_error(run_cli(ensemble_command, [out, tmp_path / "b.npz", "--weights", "1", "--out", out]),
+    message = one_line_error(run_cli(ensemble_command, [out, tmp_path / "b.npz", "--weights", "1", "--out", tmp_path / "y.npz"]),
                              "csre-ensemble")
     assert "1 weights for 2 score files" in message
