@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -245,3 +246,38 @@ def test_streams_add_a_validation_tuned_ensemble(ntu_store, empty_config, tmp_pa
     fused = load_scores(out)
     assert fused_entry["weights"] == fused.extra["weights"].tolist()
     assert fused_entry["test_top1"] == fused.accuracy(1) == report["metrics"]["ensemble"]["arms"]["csre"]["mean"]
+
+
+FAKE_TRAINER = """
+import json, os, sys
+args = sys.argv[1:]
+work_dir = args[args.index("--work-dir") + 1]
+with open(os.path.join(work_dir, "argv.json"), "w") as handle:
+    json.dump({"args": args, "omp": os.environ.get("OMP_NUM_THREADS")}, handle)
+if "--seed" in args and args[args.index("--seed") + 1] == "13":
+    sys.exit(2)
+with open(os.path.join(work_dir, "result.json"), "w") as handle:
+    json.dump({"test_top1": 0.5, "selected_epoch": 1, "selection": "last"}, handle)
+"""
+
+
+def test_execute_binds_devices_splits_threads_and_reports_failures(tmp_path):
+    from csre_models.study import execute
+
+    fake = tmp_path / "fake_trainer.py"
+    fake.write_text(FAKE_TRAINER)
+    runs = plan_study(tmp_path / "s", ["--config", "c.yaml"], [11, 12, 13], ["csre"])
+    lines = []
+    codes = execute(runs, jobs=3, devices=["cuda:0", "cuda:1"], program=[sys.executable, str(fake)],
+                    echo=lines.append, poll_seconds=0.05)
+    assert codes == {"csre-seed11": 0, "csre-seed12": 0, "csre-seed13": 2}
+    seen = [json.loads((run.work_dir / "argv.json").read_text()) for run in runs]
+    devices = [s["args"][s["args"].index("--device") + 1] for s in seen]
+    assert sorted(devices) == ["cuda:0", "cuda:0", "cuda:1"]             # three slots on two GPUs, round-robin
+    threads = str(threads_per_run(3))
+    assert all(s["args"][s["args"].index("--threads") + 1] == threads == s["omp"] for s in seen)
+    assert all(s["args"][:2] == ["--auto-resume", "--config"] for s in seen)
+    assert any(line.startswith("FAILED csre-seed13 (exit status 2)") for line in lines)
+    assert run_status(runs[0]) == "finished" and run_status(runs[2]) == "new"
+    # Finished runs are not started again.
+    assert execute(runs[:2], jobs=2, program=[sys.executable, str(fake)], echo=lines.append, poll_seconds=0.05) == {}
