@@ -6,7 +6,9 @@ and what is wrong. It checks
 
 * structure: the root attributes, every required group and dataset with its dtype and shape, the
   offset tables (start at 0, non-decreasing, end at the stream length, equal to ``n_frames``);
-* the streams, read block by block (bounded memory): every value finite, empty body slots zero, and
+* the streams, read block by block (bounded memory): every value finite, every joint coordinate within
+  :data:`PLAUSIBLE_COORDINATE` metres of the origin (a Kinect sees about 0.5-4.5 m; a larger value is a
+  corrupted or misread number even when finite), empty body slots zero, and
   ``bone`` and ``motion`` bit-identical to what :mod:`skeldata.pipeline.streams` computes from the joints;
 * the content checksums recorded at write time (the ``crc32`` attribute of every column and stream);
   an unreadable (corrupted) compressed chunk is reported as such;
@@ -52,6 +54,10 @@ STORE_ATTRIBUTES = ("num_classes", "max_bodies", "num_joints", "single_body_fill
 
 #: Bytes of one stream read at a time (rounded to whole chunks).
 BLOCK_BYTES = 8 << 20
+#: The largest joint coordinate (metres, either sign) verify accepts. Kinect v1 and v2 see people about
+#: 0.5-4.5 m away and the stores hold camera coordinates or coordinates centred on the first frame, so real
+#: values stay within a few metres; 100 m leaves a wide margin and still catches misread numbers (1e29).
+PLAUSIBLE_COORDINATE = 100.0
 
 
 @dataclass(frozen=True)
@@ -449,11 +455,19 @@ class StoreChecker(Checker):
     def check_streams(self, streams: Mapping[str, h5py.Dataset], n_bodies: Optional[np.ndarray]) -> None:
         derived = DerivedStreams(self.layout, self.offsets)
         empty_slots = FrameTally()
+        implausible = FrameTally()
+        largest = [0.0]
         frame_bodies = (np.repeat(n_bodies, np.diff(self.offsets)) if self.offsets is not None
                         and n_bodies is not None else None)
 
         def on_block(start: int, blocks: Dict[str, np.ndarray]) -> None:
             joint = blocks.get("joint")
+            if joint is not None:
+                with np.errstate(invalid="ignore"):
+                    magnitude = np.abs(np.where(np.isfinite(joint), joint, 0)).reshape(len(joint), -1).max(
+                        axis=1, initial=0.0)
+                implausible.add(start, magnitude > PLAUSIBLE_COORDINATE)
+                largest[0] = max(largest[0], float(magnitude.max(initial=0.0)))
             if joint is not None and frame_bodies is not None:
                 slots = np.arange(joint.shape[1])[None, :] >= frame_bodies[start:start + len(joint), None]
                 empty_slots.add(start, np.any(np.any(joint != 0, axis=(2, 3)) & slots, axis=1))
@@ -465,12 +479,17 @@ class StoreChecker(Checker):
             if tally.count:
                 self.problem(f"streams/{name}", f"{tally.count} frame(s) differ from the {name} stream recomputed "
                                                  f"from the joints, first at {self.describe_frame(tally.first)}")
+        if implausible.count:
+            self.problem("streams/joint", f"{implausible.count} frame(s) hold a coordinate beyond "
+                                           f"{PLAUSIBLE_COORDINATE:g} m (largest {largest[0]:.3g}), first at "
+                                           f"{self.describe_frame(implausible.first)}")
         if empty_slots.count:
             self.problem("streams/joint", f"{empty_slots.count} frame(s) hold values in a body slot beyond "
                                            f"n_bodies, first at {self.describe_frame(empty_slots.first)}")
         derived_names = [name for name in streams if name != "joint"]
         consistency = (f"; {' and '.join(derived_names)} equal to what the joints give" if derived_names else "")
-        self.checked(f"streams {', '.join(streams)}: float32, crc32, finite, empty body slots zero{consistency} "
+        self.checked(f"streams {', '.join(streams)}: float32, crc32, finite, joints within "
+                     f"{PLAUSIBLE_COORDINATE:g} m, empty body slots zero{consistency} "
                      f"(read in blocks)")
 
     def check_splits(self, columns: Mapping[str, np.ndarray], imported: bool) -> None:

@@ -274,6 +274,21 @@ def test_a_non_finite_value_with_consistent_streams_and_checksums(damaged):
                            "(sample S003C001P016R001A059, its frame 2)")
 
 
+def test_an_implausible_coordinate_with_consistent_streams_and_checksums(damaged):
+    """Finite, consistent, checksummed, and still wrong: a coordinate of 1e29 m."""
+    with h5py.File(damaged, "r+") as h5:
+        offset = h5["samples/offset"][()]
+        lo, hi = offset[3], offset[4]
+        joints = h5["streams/joint"][lo:hi]
+        joints[5, 0, 7, 2] = 1e29
+        for stream in ("joint", "bone", "motion"):
+            h5[f"streams/{stream}"][lo:hi] = derive(stream, joints, get_layout("ntu25"))
+            h5[f"streams/{stream}"].attrs["crc32"] = dataset_crc32(h5[f"streams/{stream}"])
+    problems = [str(p) for p in verify(damaged).problems]
+    assert problems == ["streams/joint: 1 frame(s) hold a coordinate beyond 100 m (largest 1e+29), first at frame "
+                        "116 (sample S003C001P016R001A059, its frame 5)"]
+
+
 def rechunked_copy(source, path, chunk_frames):
     """The same store written with another chunk length."""
     with open_store(source) as store:
