@@ -20,6 +20,17 @@ EXIT_FAILED = 1
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line. An error raised in a DataLoader worker comes back with the
+    worker's traceback in its message; its last line holds the original message."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        head, separator, message = last.partition(": ")
+        text = message if separator and " " not in head else last
+    return text
+
+
 def _reports_errors(program: str) -> Callable:
     """Turn the errors a user can cause into ``<program>: error: <reason>`` on stderr and exit status 1."""
 
@@ -33,7 +44,7 @@ def _reports_errors(program: str) -> Callable:
             try:
                 return fn(*args, **kwargs)
             except (ConfigError, CheckpointError, ScoresError, SkeldataError, FloatingPointError, OSError) as exc:
-                click.echo(f"{program}: error: {exc}", err=True)
+                click.echo(f"{program}: error: {one_line(exc)}", err=True)
                 sys.exit(EXIT_FAILED)
 
         return wrapper

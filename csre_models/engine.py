@@ -63,7 +63,7 @@ from . import runinfo
 from .config import (STREAMS, ConfigError, TrainConfig, check_resume_changes, config_from_dict, default_window,
                      default_work_dir, dump_config, resolve_config)
 from .csre import BankContrastLoss, CSREModel, csre_objective
-from .data import SkeletonDataset
+from .data import SkeletonDataset, check_store
 from .distributed import (WorldInfo, all_gather_objects, all_reduce_sum, barrier, broadcast_buffers,
                           init_distributed, is_distributed, shutdown_distributed, world_info_from_env,
                           wrap_ddp)
@@ -312,6 +312,7 @@ def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = 
     arguments = payload["model_arguments"]
     benchmark = benchmark or config.benchmark
     try:
+        check_store(store)
         with open_store(store) as opened:
             layout, classes, benchmarks = opened.layout.name, int(opened.attrs["num_classes"]), opened.benchmarks
     except StoreError as exc:
@@ -528,6 +529,7 @@ def prepare_config(config: TrainConfig) -> TrainConfig:
         if getattr(config, name) is not None and getattr(config, name) <= 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(config, name)}")
     try:
+        check_store(config.store)
         with open_store(config.store) as store:
             benchmarks, layout, dataset = store.benchmarks, store.layout.name, store.dataset.name
             classes = int(store.attrs["num_classes"])
@@ -781,9 +783,24 @@ class Trainer:
                                 csre_weight=self.config.csre_weight, amp=self.amp,
                                 clip_grad_norm=self.config.clip_grad_norm)
         if not self.amp and not math.isfinite(outcome[0]):
-            raise FloatingPointError(f"the loss is {outcome[0]} at step {self.position.global_step + 1} "
-                                     f"(epoch {self.position.epoch + 1}): the run diverged; lower --lr")
+            raise FloatingPointError(self._non_finite_loss(outcome[0], batch))
         return outcome
+
+    def _non_finite_loss(self, loss: float, batch) -> str:
+        """What to tell when the loss is not finite: the step, the batch's samples, and whether their inputs
+        were finite (a damaged store) or not (a diverging run)."""
+        x, _, slots = batch[:3]
+        train = self.data.train
+        part_names = train.names
+        names = [part_names[int(slot) % train.num_samples] for slot in slots]
+        finite = torch.isfinite(x.reshape(len(x), -1)).all(dim=1).tolist()
+        where = f"the loss is {loss} at step {self.position.global_step + 1} (epoch {self.position.epoch + 1})"
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        if all(finite):
+            return f"{where}; every input of the batch ({shown}) was finite: the run diverged; lower --lr"
+        bad = [name for name, ok in zip(names, finite) if not ok]
+        return (f"{where}; the input of {', '.join(bad)} was not finite: {self.config.store} may be damaged, run "
+                f"skeldata verify {self.config.store}")
 
     def evaluate_part(self, part: str) -> Scores:
         """Scores of the current encoder on ``test`` or ``val`` (BatchNorm statistics of rank 0)."""

@@ -29,6 +29,10 @@ class StoreError(SkeldataError):
     """A store that cannot be opened or used: missing, incomplete, of another kind or version."""
 
 
+class StoreDataError(StoreError):
+    """A sample whose frames cannot be read or hold impossible values: the store is damaged."""
+
+
 class SampleDropped(SkeldataError):
     """A file that was read correctly but yields no sample, and why.
 

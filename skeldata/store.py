@@ -24,7 +24,22 @@ from ._h5 import AtomicH5File, ColumnBuffer, LazyH5Reader, read_table, write_col
 from .datasets import DatasetSpec, get_dataset
 from .layouts import get_layout
 from .pipeline.streams import STREAMS, derive
+from .errors import StoreDataError
 from .streamwriter import StreamWriter
+
+#: The largest joint coordinate (metres, either sign) a store may hold. Kinect v1 and v2 see people about
+#: 0.5-4.5 m away and the stores hold camera coordinates or coordinates centred on the first frame, so real
+#: values stay within a few metres; 100 m leaves a wide margin and still catches misread or corrupted
+#: numbers (1e29, a flipped exponent bit). ``verify`` checks every frame against it, ``sequence`` each read.
+PLAUSIBLE_COORDINATE = 100.0
+
+
+def check_frames(frames: np.ndarray, damaged, bound: float = PLAUSIBLE_COORDINATE) -> None:
+    """Raise ``damaged(what)`` when ``frames`` hold a value that is not finite or beyond ``bound``."""
+    if not np.isfinite(frames).all():
+        raise damaged("hold a value that is not finite")
+    if frames.size and np.abs(frames).max() > bound:
+        raise damaged(f"hold a coordinate of {float(np.abs(frames).max()):.3g} m (beyond {bound:g} m)")
 
 DEFAULT_CHUNK_FRAMES = 512
 #: Streams a store holds as datasets unless told otherwise. Bone and motion are functions of the
@@ -251,9 +266,19 @@ class Store(LazyH5Reader):
             raise IndexError(f"sample index {i} out of range for a store of {n} samples")
         i %= n
         start, stop = self.offsets[i], self.offsets[i + 1]
-        if stream in self.stored_streams:
-            return self._object(f"streams/{stream}")[start:stop]
-        return derive(stream, self._object("streams/joint")[start:stop], self.layout)
+        source = stream if stream in self.stored_streams else "joint"
+        try:
+            frames = self._object(f"streams/{source}")[start:stop]
+        except OSError as exc:      # HDF5 could not read or decompress a chunk
+            raise self._damaged(i, f"its {source} frames cannot be read ({str(exc).splitlines()[0]})") from None
+        # Bone and motion values are differences of two joints: up to twice a joint's bound.
+        check_frames(frames, lambda what: self._damaged(i, f"its {source} frames {what}"),
+                     PLAUSIBLE_COORDINATE * (1 if source == "joint" else 2))
+        return frames if source == stream else derive(stream, frames, self.layout)
+
+    def _damaged(self, i: int, what: str) -> StoreDataError:
+        return StoreDataError(f"{self.path}: sample {self.names[i]} (index {i}): {what}; the store is damaged: "
+                              f"run skeldata verify {self.path}")
 
     @property
     def benchmarks(self) -> List[str]:

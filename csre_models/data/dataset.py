@@ -56,9 +56,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from skeldata.errors import StoreError
 from skeldata.store import Store, open_store
+from skeldata.verify import verify
 
 from . import transforms as T
+
+#: Stores whose frames take at most this many bytes are checksummed whole before training (a second or two).
+SCAN_LIMIT_BYTES = 1 << 30
 
 #: Default window per joint layout: the published recipes' frames per input.
 DEFAULT_WINDOWS = {"ntu25": 64, "ucla20": 52}
@@ -254,3 +259,22 @@ class _PartInMemory:
 
     def sequence(self, k: int) -> np.ndarray:
         return self.frames[self.offsets[k]:self.offsets[k + 1]]
+
+
+def check_store(path: Union[str, Path], scan_limit_bytes: Optional[int] = None) -> bool:
+    """Refuse a damaged store before any training or evaluation, with one line that names the problem and
+    ``skeldata verify``. Always: structure, offsets, tables and their checksums, splits (seconds on
+    NTU-120). When the stored frames are at most ``scan_limit_bytes`` (NW-UCLA: 11 MB), also every frame
+    against its stream's checksum, which catches a flipped byte that still decodes to plausible numbers;
+    larger stores are checked frame by frame as they are read (:meth:`skeldata.store.Store.sequence`:
+    finite and plausible values, readable chunks). Returns whether the frames were scanned."""
+    with open_store(path) as store:
+        frame_bytes = int(store.attrs["num_frames"]) * store.dataset.max_bodies * store.layout.num_joints * 3 * 4
+        stream_bytes = frame_bytes * len(store.stored_streams)
+    scan = stream_bytes <= (SCAN_LIMIT_BYTES if scan_limit_bytes is None else scan_limit_bytes)
+    result = verify(path, scan_streams=scan)
+    if not result.ok:
+        more = len(result.problems) - 1
+        others = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise StoreError(f"{path} is damaged: {result.problems[0]}{others}; run skeldata verify {path}")
+    return scan
