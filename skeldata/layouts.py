@@ -18,6 +18,13 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+#: The largest joint coordinate (metres, either sign) a file or a store may hold. Kinect v1 and v2 see
+#: people about 0.5-4.5 m away, and the stores hold camera coordinates or coordinates centred on the first
+#: frame, so real values stay within a few metres; 100 m leaves a wide margin and still catches misread or
+#: corrupted numbers (1e29, a flipped exponent bit). The readers refuse files beyond it, ``verify`` checks
+#: every stored frame against it and ``Store.sequence`` every read.
+PLAUSIBLE_COORDINATE = 100.0
+
 Pair = Tuple[int, int]
 
 

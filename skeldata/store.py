@@ -22,16 +22,11 @@ import numpy as np
 
 from ._h5 import AtomicH5File, ColumnBuffer, LazyH5Reader, read_table, write_column, write_strings
 from .datasets import DatasetSpec, get_dataset
-from .layouts import get_layout
+from .layouts import PLAUSIBLE_COORDINATE, get_layout
 from .pipeline.streams import STREAMS, derive
 from .errors import StoreDataError
 from .streamwriter import StreamWriter
 
-#: The largest joint coordinate (metres, either sign) a store may hold. Kinect v1 and v2 see people about
-#: 0.5-4.5 m away and the stores hold camera coordinates or coordinates centred on the first frame, so real
-#: values stay within a few metres; 100 m leaves a wide margin and still catches misread or corrupted
-#: numbers (1e29, a flipped exponent bit). ``verify`` checks every frame against it, ``sequence`` each read.
-PLAUSIBLE_COORDINATE = 100.0
 
 
 def check_frames(frames: np.ndarray, damaged, bound: float = PLAUSIBLE_COORDINATE) -> None:

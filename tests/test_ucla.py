@@ -14,7 +14,7 @@ from skeldata.formats.ucla import parse_ucla_name, read_ucla
 
 
 def write_sequence(folder, name, frames=3, label=None, **overrides):
-    record = {"file_name": name, "skeletons": np.arange(frames * 60, dtype=float).reshape(frames, 20, 3).tolist(),
+    record = {"file_name": name, "skeletons": (np.arange(frames * 60) / 64).reshape(frames, 20, 3).tolist(),
               "label": parse_ucla_name(name).label + 1 if label is None else label}
     record.update(overrides)
     path = folder / f"{name}.json"
@@ -34,11 +34,15 @@ def test_name_fields_and_labels():
 def test_reader_keeps_the_values_and_checks_the_file(tmp_path):
     path = write_sequence(tmp_path, "a01_s01_e00_v01", frames=1)
     joints = read_ucla(path)
-    assert joints.dtype == np.float32 and joints.shape == (1, 20, 3) and joints[0, 1, 0] == 3.0
+    assert joints.dtype == np.float32 and joints.shape == (1, 20, 3) and joints[0, 1, 0] == 3 / 64
     for overrides, message in [({"label": 5}, "label 5 does not match action a01"),
                                ({"file_name": "a02_s01_e00_v01"}, "does not match the file's name"),
                                ({"skeletons": [[[1, 2]]]}, "expected (T >= 1, 20, 3)"),
-                               ({"skeletons": []}, "expected (T >= 1, 20, 3)")]:
+                               ({"skeletons": []}, "expected (T >= 1, 20, 3)"),
+                               ({"skeletons": [[[0.5, 1e39, 0]] * 20]}, "a coordinate too large for float32 "
+                                                                        "(frame 1, joint 1, y)"),
+                               ({"skeletons": [[[0.5, 0, 0]] * 19 + [[0, 0, -250.0]]]},
+                                "a coordinate of -250 (frame 1, joint 20, z) is not a distance in metres")]:
         bad = write_sequence(tmp_path, "a01_s01_e00_v01", **overrides)
         with pytest.raises(MalformedFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
             read_ucla(bad)

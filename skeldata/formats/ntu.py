@@ -32,6 +32,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import MalformedFileError
+from ._files import check_coordinates, check_text_encoding, read_raw_bytes
 from ._decimal import MAX_TOKEN_CHARS, parse_plain_decimals
 
 NUM_JOINTS = 25
@@ -102,13 +103,24 @@ class SkeletonRecords:
 def read_skeleton(path: Union[str, Path]) -> SkeletonRecords:
     """Read and parse one ``.skeleton`` file. Raises :class:`MalformedFileError` naming the file."""
     path = Path(path)
-    return parse_skeleton(path.read_bytes(), str(path))
+    return parse_skeleton(read_raw_bytes(path), str(path))
 
 
 def parse_skeleton(data: bytes, source: str = "<bytes>") -> SkeletonRecords:
     """Parse the bytes of a ``.skeleton`` file; ``source`` names it in error messages."""
+    check_text_encoding(data, source, "NTU .skeleton")
     fast = _parse_compiled(data) if _compiled is not None else _parse_fast(data)
-    return fast if fast is not None else _parse_strict(data, source)
+    records = fast if fast is not None else _parse_strict(data, source)
+    check_coordinates(records.joints, source, lambda flat: _describe_value(records, flat))
+    return records
+
+
+def _describe_value(records: "SkeletonRecords", flat: int) -> str:
+    """Where the ``flat``-th joint value of ``records`` is: frame, body record, joint and axis."""
+    record, rest = divmod(flat, 25 * 3)
+    joint, axis = divmod(rest, 3)
+    frame = int(records.record_frame[record]) if len(records.record_frame) > record else record
+    return f"body record {record + 1} (frame {frame + 1} of those with a body), joint {joint + 1}, {'xyz'[axis]}"
 
 
 def _load_compiled_reader():

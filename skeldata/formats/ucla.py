@@ -19,6 +19,7 @@ from typing import Union
 import numpy as np
 
 from ..errors import MalformedFileError
+from ._files import check_coordinates, check_text_encoding, read_raw_bytes
 
 NUM_JOINTS = 20
 ACTIONS = (1, 2, 3, 4, 5, 6, 8, 9, 11, 12)
@@ -62,8 +63,10 @@ def read_ucla(path: Union[str, Path]) -> np.ndarray:
     """The joints of one ``all_sqe`` file, float32 ``(T, 20, 3)``; errors name the file and the problem."""
     path = Path(path)
     fields = parse_ucla_name(path.name)
+    data = read_raw_bytes(path)
+    check_text_encoding(data, str(path), "NW-UCLA JSON")
     try:
-        record = json.loads(path.read_bytes())
+        record = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedFileError(str(path), f"not valid JSON ({exc})") from None
     if not isinstance(record, dict) or "skeletons" not in record:
@@ -81,4 +84,6 @@ def read_ucla(path: Union[str, Path]) -> np.ndarray:
         raise MalformedFileError(str(path), f"'skeletons' has shape {joints.shape}, expected (T >= 1, 20, 3)")
     if not np.isfinite(joints).all():
         raise MalformedFileError(str(path), "'skeletons' holds a value that is not finite")
+    check_coordinates(joints, str(path), lambda flat: "frame {}, joint {}, {}".format(
+        flat // 60 + 1, flat % 60 // 3 + 1, "xyz"[flat % 3]))
     return joints.astype(np.float32)
