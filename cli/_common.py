@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from typing import Callable
+from typing import Callable, Optional
 
 import click
 
@@ -51,6 +51,18 @@ def refuse_existing(*paths, overwrite: bool) -> None:
             raise OutputExists(f"{path} exists ({kind}); give --overwrite to replace it, or choose another path")
 
 
+def report_stale_temporaries(out: Optional[str], program: str = "skeldata") -> None:
+    """Remove the temporary files that killed runs left for ``out`` and say so."""
+    from skeldata.output import remove_stale_temporaries
+
+    if out is None:
+        return
+    removed = remove_stale_temporaries(out)
+    if removed:
+        click.echo(f"{program}: removed {len(removed)} temporary file(s) that a killed run left for {out}: "
+                   f"{', '.join(path.name for path in removed)}", err=True)
+
+
 def out_option(help_text: str):
     """The ``--out FILE`` option every writing command has, with ``--overwrite``: an existing ``--out`` is
     refused unless ``--overwrite`` is given (and then replaced only once the new file is complete, as every
@@ -63,6 +75,7 @@ def out_option(help_text: str):
                 refuse_existing(kwargs.get("out"), overwrite=overwrite)
             except OutputExists as exc:
                 fail(str(exc))
+            report_stale_temporaries(kwargs.get("out"))
             return fn(*args, **kwargs)
 
         wrapper = click.option("--overwrite", is_flag=True,

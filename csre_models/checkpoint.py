@@ -24,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from skeldata.output import replacing
+
 from .csre import encoder_state_dict
 from .encoders import create_encoder
 
@@ -107,16 +109,11 @@ def save_checkpoint(path: PathLike, kind: str, payload: Mapping[str, Any]) -> No
     (fsync), renamed over ``path``, and the folder synced, so neither a killed process nor a power cut
     leaves a truncated checkpoint; the previous one stays until the new one is complete."""
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with replacing(path) as temporary:
         with open(temporary, "wb") as handle:
             torch.save({"format": FORMAT, "kind": kind, **payload}, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
     _sync_folder(path.parent)
 
 

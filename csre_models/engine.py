@@ -57,6 +57,7 @@ from tqdm import tqdm
 
 from skeldata import open_store
 from skeldata.errors import StoreError
+from skeldata.output import remove_stale_temporaries, replacing
 
 from . import checkpoint as ckpt
 from . import runinfo
@@ -466,10 +467,8 @@ class WorkDir:
     def write_json(self, name: str, record: Dict[str, Any]) -> None:
         """Write ``record`` to ``name`` atomically (a temporary file renamed over it)."""
         if self.world.is_main:
-            path = self.file(name)
-            temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-            temporary.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-            os.replace(temporary, path)
+            with replacing(self.file(name)) as temporary:
+                temporary.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
     def forget_unfinished(self) -> List[str]:
         """Before a fresh start: remove the metrics and result of an earlier attempt that never reached a
@@ -1026,6 +1025,8 @@ def train(config: TrainConfig, resume: bool = False, file_values: Optional[Dict[
     work = WorkDir(Path(config.work_dir), world)
     try:
         removed = [] if resume else work.forget_unfinished()
+        stale = [path.name for name in ("last.pt", "best.pt", "encoder.pt", "scores_test.npz", "scores_val.npz")
+                 for path in remove_stale_temporaries(work.file(name))] if world.is_main else []
         trainer = Trainer(config, world, device, work)
         if world.is_main:
             dump_config(config, work.file("config.yaml"))
@@ -1033,6 +1034,8 @@ def train(config: TrainConfig, resume: bool = False, file_values: Optional[Dict[
         if removed:
             trainer.log.info("fresh start: removed %s of an earlier attempt that stopped before its first "
                              "checkpoint", " and ".join(removed))
+        if stale:
+            trainer.log.info("removed temporary files that a killed run left: %s", ", ".join(stale))
         if resume:
             for name, old, new in changes:
                 trainer.log.info("resume: %s changed from %r to %r", name, old, new)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -31,6 +30,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from skeldata.actions import action_names, action_names_for_classes
+from skeldata.output import replacing
 
 __all__ = ["Scores", "ScoresError", "save_scores", "load_scores", "fuse", "top_k_accuracy", "METADATA_KEYS",
            "metadata_arrays", "metadata", "with_metadata", "class_names_of", "confusion_matrix",
@@ -124,16 +124,10 @@ def class_names_of(scores: Scores) -> Tuple[str, ...]:
 def save_scores(path: PathLike, scores: Scores) -> None:
     """Write ``names``, ``logits`` (float32), ``labels`` (int64) and the extra arrays, atomically (a temporary
     file renamed over ``path``: an interrupted write leaves the previous file intact)."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(temporary, "wb") as handle:      # a handle: np.savez would add ".npz" to a bare name
-            np.savez(handle, names=np.asarray(scores.names, dtype=str),
-                     logits=np.asarray(scores.logits, dtype=np.float32),
-                     labels=np.asarray(scores.labels, dtype=np.int64), **scores.extra)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with replacing(path) as temporary, open(temporary, "wb") as handle:
+        # A handle: np.savez would add ".npz" to a bare name.
+        np.savez(handle, names=np.asarray(scores.names, dtype=str), logits=np.asarray(scores.logits, dtype=np.float32),
+                 labels=np.asarray(scores.labels, dtype=np.int64), **scores.extra)
 
 
 def load_scores(path: PathLike) -> Scores:

@@ -22,6 +22,8 @@ import h5py
 import numpy as np
 import torch
 
+from skeldata.output import replacing
+
 __all__ = ["environment", "record_environment", "git_commit", "cpu_name", "ENV_FILE"]
 
 ENV_FILE = "env.json"
@@ -99,6 +101,5 @@ def record_environment(work_dir: Path, env: Mapping[str, Any], resumed_at_step: 
         except (OSError, ValueError):
             record = {"unreadable_previous_record": True, **env}
         record.setdefault("resumes", []).append({"step": resumed_at_step, **env})
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    with replacing(path) as temporary:
+        temporary.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

@@ -35,6 +35,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from skeldata.output import replacing
+
 from .config import ConfigError, TrainConfig, config_from_dict, config_fields
 from .engine import RESULT_FILE, read_result
 
@@ -167,9 +169,8 @@ def write_study_file(study_dir: Path, description: Mapping[str, object]) -> None
     """Write ``study.json`` (what the study is: its recipe, seeds, arms, streams and commands)."""
     path = Path(study_dir) / STUDY_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    with replacing(path) as temporary:
+        temporary.write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
 
 
 # ================================================================================================ running

@@ -22,6 +22,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from skeldata.output import replacing
+
 from .engine import read_result
 from .ensemble import ScoresError, fuse, load_scores
 from .statistics import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_interval, paired_t_interval,
@@ -286,6 +288,5 @@ def write_report(report: Mapping[str, Any], study_dir: Path) -> List[Path]:
 
 
 def _write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    with replacing(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")

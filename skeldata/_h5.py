@@ -19,6 +19,8 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Uni
 import h5py
 import numpy as np
 
+from .output import temporary_path, write_failure
+
 FORMAT_NAME = "skeldata"
 FORMAT_VERSION = 1
 
@@ -50,7 +52,7 @@ class AtomicH5File:
             raise IsADirectoryError(f"{self.path} is a directory; give the path of the .h5 file to write")
         if not self.path.parent.exists():
             raise FileNotFoundError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
-        self.tmp_path = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self.tmp_path = temporary_path(self.path)
         self.file = h5py.File(self.tmp_path, "w")
         root = self.file.attrs
         root["format"] = FORMAT_NAME
@@ -69,10 +71,16 @@ class AtomicH5File:
         os.replace(self.tmp_path, self.path)
 
     def discard(self) -> None:
-        if self.file.id.valid:
-            self.file.close()
-        if self.tmp_path.exists():
+        """Close and remove the temporary file; on a full disk closing fails too, and it is removed anyway."""
+        try:
+            if self.file.id.valid:
+                self.file.close()
+        except Exception:  # noqa: BLE001 - HDF5 flushes on close; the file is being thrown away
+            pass
+        try:
             self.tmp_path.unlink()
+        except FileNotFoundError:
+            pass
 
     def __enter__(self) -> "AtomicH5File":
         return self
@@ -80,6 +88,10 @@ class AtomicH5File:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.tmp_path.exists():
             self.discard()
+        if isinstance(exc, (OSError, RuntimeError)):
+            failure = write_failure(self.path, exc)
+            if failure is not None:
+                raise failure from None
 
 
 class FrameAppender:

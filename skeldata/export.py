@@ -27,6 +27,7 @@ import numpy as np
 
 from .convert import pyskl
 from .splits import PARTS, get_benchmark
+from .output import replacing
 from .store import Store
 
 ROWS_PER_BLOCK = 256
@@ -66,9 +67,7 @@ def export_sgn_npz(store: Store, benchmark: str, out: Union[str, Path],
             block[np.arange(len(chunk)), chunk] = 1
             yield block
 
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
+    with replacing(out) as tmp:
         with zipfile.ZipFile(tmp, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
             for part in ("train", "test"):
                 indices = parts[part]
@@ -76,10 +75,6 @@ def export_sgn_npz(store: Store, benchmark: str, out: Union[str, Path],
                                   x_blocks(indices))
                 _write_npy_member(archive, f"y_{part}", np.float64, (len(indices), store.dataset.num_classes),
                                   y_blocks(indices))
-        tmp.replace(out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return len(parts["train"]), len(parts["test"])
 
 

@@ -19,7 +19,6 @@ unpickling can run code.
 from __future__ import annotations
 
 import importlib.util
-import os
 import pickle
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Mapping, Tuple, Union
@@ -27,6 +26,7 @@ from typing import Dict, Iterable, Iterator, List, Mapping, Tuple, Union
 import numpy as np
 
 from ..errors import SkeldataError
+from ..output import replacing
 
 PROTOCOL = 4
 PART_SUFFIXES = {"train": "train", "test": "val"}  # store part -> pyskl split-name suffix
@@ -94,17 +94,11 @@ def write_annotation_file(path: Union[str, Path], split: Mapping[str, List[str]]
                           annotations: Iterable[dict]) -> None:
     """Write ``{"split": split, "annotations": [...]}`` to ``path``, taking the annotations one at a
     time from ``annotations``. The file appears under its name only when complete."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with replacing(path) as tmp:
         with open(tmp, "wb") as stream:
             pickler = _PortablePickler(stream, protocol=PROTOCOL)
             pickler.fast = True  # no memo: an annotation is forgotten once written
             pickler.dump({"split": dict(split), "annotations": _StreamedList(annotations)})
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # --------------------------------------------------------------------------------------------- reading
