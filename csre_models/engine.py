@@ -75,7 +75,7 @@ from .schedule import OPTIMIZERS, build_optimizer
 __all__ = ["TrainResult", "train", "evaluate", "evaluate_checkpoint", "training_step", "build_model",
            "resolve_device", "prepare_config", "validation_samples", "takes_joint_input", "EpochBatches",
            "apply_runtime_options", "read_result", "RESULT_FILE", "PARTS", "with_part_metadata",
-           "TrainingInterrupted", "StopSignals"]
+           "TrainingInterrupted", "StopSignals", "PROGRESS_FILE"]
 
 LOGGER_NAME = "csre_models.train"
 #: Entropy word that separates the validation draw from every other use of the seed.
@@ -85,6 +85,8 @@ VALIDATION_STREAM = 0x5EED_0FA1
 CSRE_HEAD_STREAM = 0x5EED_C5E0
 #: Written last by a run that finished: what ``csre-study`` and other tools read as the run's result.
 RESULT_FILE = "result.json"
+#: Where a run stands, rewritten every few seconds while it trains.
+PROGRESS_FILE = "progress.json"
 #: The parts :func:`evaluate_checkpoint` scores: the benchmark's two, and the samples a run held out.
 PARTS = ("test", "val", "train")
 
@@ -571,6 +573,7 @@ class Trainer:
         self.stop_signals: Optional[StopSignals] = None
         self.last_checkpoint = time.monotonic()
         self.steps_at_checkpoint = 0
+        self.last_progress = 0.0
 
     # -- setup ---------------------------------------------------------------------------------------
     def _setup_model(self) -> None:
@@ -670,6 +673,7 @@ class Trainer:
         """Checkpoint when ``checkpoint_every`` steps or ``checkpoint_minutes`` have passed, and stop (after
         a checkpoint) when a signal asked for it. Every rank takes the same decision."""
         config = self.config
+        self._record_progress()
         if self.position.batch == self.batches.batches_per_epoch:
             return      # the epoch's end: run() evaluates, saves, and then honours a stop request
         due = bool(config.checkpoint_every
@@ -687,6 +691,19 @@ class Trainer:
             self.save("last.pt")
         if signum:
             self._interrupted(signum)
+
+    def _record_progress(self, every_seconds: float = 15.0) -> None:
+        """Write ``progress.json`` (epoch, batch, step, time) at most every ``every_seconds``: what
+        ``csre-study`` and other watchers show of a run whose own progress bar is off."""
+        now = time.monotonic()
+        if now - self.last_progress < every_seconds:
+            return
+        self.last_progress = now
+        position = self.position
+        self.work.write_json(PROGRESS_FILE, {
+            "epoch": position.epoch + 1, "epochs": self.config.epochs, "batch": position.batch,
+            "batches": self.batches.batches_per_epoch, "step": position.global_step,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
     def _interrupted(self, signum: int) -> None:
         position = self.position

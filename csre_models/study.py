@@ -38,7 +38,7 @@ import yaml
 from skeldata.output import replacing
 
 from .config import ConfigError, TrainConfig, config_from_dict, config_fields
-from .engine import RESULT_FILE, read_result
+from .engine import PROGRESS_FILE, RESULT_FILE, read_result
 
 __all__ = ["ARMS", "ARM_FLAGS", "CONTROLLED_FLAGS", "OPERATIONAL_FIELDS", "StudyError", "StudyRun",
            "run_dir_name", "plan_study", "run_status", "recipe_differences", "threads_per_run", "execute",
@@ -183,13 +183,14 @@ class _Running:
     device: Optional[str]
 
 
-def _epochs_done(run: StudyRun) -> int:
-    path = run.work_dir / "metrics.jsonl"
+def describe_progress(run: StudyRun) -> str:
+    """``epoch 2/65, batch 130/255`` from the run's ``progress.json`` (``starting`` before its first step)."""
     try:
-        return sum(1 for line in path.read_text(encoding="utf-8").splitlines()
-                   if line.strip() and json.loads(line).get("complete", True))
-    except (OSError, ValueError):
-        return 0
+        progress = json.loads((run.work_dir / PROGRESS_FILE).read_text(encoding="utf-8"))
+        return (f"epoch {progress['epoch']}/{progress['epochs']}, batch {progress['batch']}/"
+                f"{progress['batches']}")
+    except (OSError, ValueError, KeyError):
+        return "starting"
 
 
 def execute(runs: Sequence[StudyRun], *, jobs: int = 1, threads: Optional[int] = None,
@@ -239,7 +240,7 @@ def execute(runs: Sequence[StudyRun], *, jobs: int = 1, threads: Optional[int] =
                     echo(f"FAILED {job.run.name} (exit status {code}) after {minutes:.1f} min; see "
                          f"{job.run.work_dir / RUN_OUTPUT}")
             if status is not None and running:
-                status(", ".join(f"{job.run.name} epoch {_epochs_done(job.run)}" for job in running.values()))
+                status("; ".join(f"{job.run.name} {describe_progress(job.run)}" for job in running.values()))
     except BaseException:
         for job in running.values():
             _stop(job.process)

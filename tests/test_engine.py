@@ -32,6 +32,7 @@ from csre_models.schedule import WarmupStepDecay, build_optimizer
 from skeldata.build import build
 
 WORK_DIR_FILES = {"config.yaml", "log.txt", "metrics.jsonl", "last.pt", "encoder.pt", "scores_test.npz", "env.json",
+                  "progress.json",
                   "result.json"}
 
 

@@ -92,3 +92,13 @@ def test_auto_resume_starts_then_continues(ntu_store, tmp_path):
 def test_threads_must_be_positive(ntu_store, tmp_path):
     result = run_cli(train_command, tiny_flags(ntu_store, tmp_path) + ["--threads", "0"])
     assert result.exit_code == 1 and "--threads must be at least 1, got 0" in result.stderr
+
+
+def test_progress_json_says_where_the_run_stands(validated_run):
+    from csre_models.study import StudyRun, describe_progress
+
+    progress = json.loads((validated_run / "progress.json").read_text())
+    assert (progress["epoch"], progress["epochs"], progress["batch"], progress["step"]) == (1, 3, 1, 1)
+    run = StudyRun("csre", 1, None, validated_run, ())
+    assert describe_progress(run) == f"epoch 1/3, batch 1/{progress['batches']}"
+    assert describe_progress(StudyRun("csre", 2, None, validated_run / "none", ())) == "starting"
