@@ -57,6 +57,7 @@ def collect_run(run: StudyRun, study_dir: Path) -> Dict[str, Any]:
         "curve": [line["test_acc"] for line in metrics],
         "val_curve": [line.get("val_acc") for line in metrics] if any("val_acc" in m for m in metrics) else None,
     }
+    entry["environment"] = _environment(run.work_dir)
     if result is None:
         return entry
     scores_path = run.work_dir / "scores_test.npz"
@@ -69,6 +70,33 @@ def collect_run(run: StudyRun, study_dir: Path) -> Dict[str, Any]:
     entry.update(selection=result["selection"], selected_epoch=result["selected_epoch"],
                  test_top1=scores.accuracy(1), test_top5=scores.accuracy(5), val_top1=result.get("val_top1"))
     return entry
+
+
+def _environment(work_dir: Path) -> Optional[Dict[str, Any]]:
+    """What the run's ``env.json`` says about the code and the machine (of its first start)."""
+    path = Path(work_dir) / "env.json"
+    try:
+        env = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    git = env.get("git") or {}
+    commit = (git.get("commit") or "")[:10] + ("+changes" if git.get("dirty") else "") if git else "unknown"
+    return {"commit": commit, "torch": env.get("versions", {}).get("torch"), "device": env.get("device"),
+            "device_name": env.get("device_name"), "threads": env.get("torch_threads"),
+            "resumes": len(env.get("resumes", []))}
+
+
+def environments(entries: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    """The distinct (commit, torch, device) the runs were made with, each with its runs: a study whose runs
+    ran other code or on other hardware says so."""
+    groups: Dict[tuple, List[str]] = {}
+    for entry in entries:
+        env = entry.get("environment")
+        if env:
+            key = (env["commit"], env["torch"], env["device"], env["device_name"], env["threads"])
+            groups.setdefault(key, []).append(entry["work_dir"])
+    return [{"commit": key[0], "torch": key[1], "device": key[2], "device_name": key[3], "threads": key[4],
+             "runs": runs} for key, runs in groups.items()]
 
 
 def summarize_metric(entries: Sequence[Mapping[str, Any]], key: str = "test_top1") -> Dict[str, Any]:
@@ -136,6 +164,7 @@ def build_report(runs: Sequence[StudyRun], study_dir: Path, description: Mapping
         "description": dict(description),
         "runs_finished": sum(e["complete"] for e in entries),
         "runs_planned": len(entries),
+        "environments": environments(entries),
     }
     if streams and len(streams) > 1:
         fused = ensemble_entries(runs, study_dir, streams)
@@ -216,7 +245,14 @@ def render_markdown(report: Mapping[str, Any], curves: Optional[str]) -> str:
     else:
         lines += ["## Arms", "", *_summary_table(report), ""]
     lines += ["With few seeds the bootstrap interval can only resample those seeds and is too narrow; the "
-              "t interval is the one to read.", "", "## Runs", "",
+              "t interval is the one to read.", ""]
+    if report.get("environments"):
+        lines += ["Made with (from each run's env.json):", ""]
+        for env in report["environments"]:
+            lines.append(f"- code {env['commit']}, torch {env['torch']}, {env['device']} ({env['device_name']}), "
+                         f"{env['threads']} thread(s): {', '.join(env['runs'])}")
+        lines.append("")
+    lines += ["## Runs", "",
               "| run | stream | finished | selected epoch | test top-1 % | val top-1 % | test top-1 % by epoch |",
               "|---|---|---|---|---|---|---|"]
     for entry in report["runs"]:

@@ -146,6 +146,9 @@ def test_report_numbers_are_the_runs_own(finished_study):
     half = 12.706204736 * np.std(d, ddof=1) / math.sqrt(2)
     assert paired["values"] == pytest.approx(d)
     assert paired["ci95_t"] == pytest.approx([np.mean(d) - half, np.mean(d) + half])
+    (environment,) = report["environments"]            # one code version, one machine
+    assert sorted(environment["runs"]) == sorted(entry["work_dir"] for entry in report["runs"])
+    assert environment["device"] == "cpu" and environment["threads"] == 1
     markdown = (study_dir / "report.md").read_text()
     assert "csre-study --config" in markdown and "95 % interval (Student t, 1 df)" in markdown
     assert "finished csre-seed1" in result.stderr
