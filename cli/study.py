@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -123,8 +124,8 @@ def study(ctx: click.Context, config_file: Optional[str], store: Optional[str], 
       csre-study ... --plan > runs.txt    # then: sed -n "${SLURM_ARRAY_TASK_ID}p" runs.txt | sh
     """
     from csre_models.checkpoint import store_fingerprint
-    from csre_models.study import (ARMS, CONTROLLED_FLAGS, StudyError, check_recipe, execute, plan_study,
-                                   run_status, threads_per_run, write_study_file)
+    from csre_models.study import (ARMS, CONTROLLED_FLAGS, StudyError, StudyInterrupted, check_recipe, execute,
+                                   plan_study, run_status, threads_per_run, write_study_file)
     from csre_models.study_report import build_report, write_report
 
     study_dir = Path(work_dir)
@@ -176,8 +177,12 @@ def study(ctx: click.Context, config_file: Optional[str], store: Optional[str], 
         threads = None if "--threads" in _flag_names(passed) else threads_per_run(jobs)
         echo(f"study {study_dir}: {len(runs)} runs, {states.count('finished')} finished, "
              f"{states.count('resumable')} to resume, {states.count('new')} to start; {jobs} at once")
-        codes = execute(runs, jobs=jobs, threads=threads, devices=device_list, echo=echo,
-                        status=_Status() if progress else None)
+        try:
+            codes = execute(runs, jobs=jobs, threads=threads, devices=device_list, echo=echo,
+                            status=_Status() if progress else None)
+        except StudyInterrupted as exc:
+            click.echo(f"csre-study: {exc}", err=True)
+            sys.exit(exc.exit_code)
         failed = sorted(name for name, code in codes.items() if code != 0)
     report = build_report(runs, study_dir, description)
     written = write_report(report, study_dir)

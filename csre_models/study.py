@@ -42,7 +42,7 @@ from .engine import PROGRESS_FILE, RESULT_FILE, read_result
 
 __all__ = ["ARMS", "ARM_FLAGS", "CONTROLLED_FLAGS", "OPERATIONAL_FIELDS", "StudyError", "StudyRun",
            "run_dir_name", "plan_study", "run_status", "recipe_differences", "threads_per_run", "execute",
-           "write_study_file", "STUDY_FILE", "RUN_OUTPUT"]
+           "write_study_file", "STUDY_FILE", "RUN_OUTPUT", "StudyInterrupted", "describe_progress"]
 
 #: The arms of a study and the ``csre-train`` flags that make them.
 ARM_FLAGS: Dict[str, Tuple[str, ...]] = {"csre": (), "baseline": ("--no-csre",)}
@@ -219,8 +219,8 @@ def execute(runs: Sequence[StudyRun], *, jobs: int = 1, threads: Optional[int] =
                 slot = free_slots.pop(0)
                 run = pending.pop(0)
                 device = devices[slot % len(devices)] if devices else None
-                running[slot] = _start(run, program, threads, device)
                 how = "resuming" if run_status(run) == "resumable" else "starting"
+                running[slot] = _start(run, program, threads, device)
                 echo(f"{how} {run.name}" + (f" on {device}" if device else "") + f" ({threads} thread(s))")
             time.sleep(poll_seconds)
             for slot, job in list(running.items()):
@@ -241,6 +241,10 @@ def execute(runs: Sequence[StudyRun], *, jobs: int = 1, threads: Optional[int] =
                          f"{job.run.work_dir / RUN_OUTPUT}")
             if status is not None and running:
                 status("; ".join(f"{job.run.name} {describe_progress(job.run)}" for job in running.values()))
+    except KeyboardInterrupt:
+        for job in running.values():
+            _stop(job.process)
+        raise StudyInterrupted(signal.SIGINT) from None
     except BaseException:
         for job in running.values():
             _stop(job.process)
@@ -277,10 +281,19 @@ def _stop(process: subprocess.Popen, grace_seconds: float = 30.0) -> None:
         process.wait()
 
 
+class StudyInterrupted(Exception):
+    """The study was stopped by SIGTERM or SIGINT; its runs in progress saved a resumable ``last.pt``."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name}; the runs in progress saved their last.pt: "
+                         f"run the same command again to continue")
+        self.exit_code = 128 + signum
+
+
 def _raise_on_sigterm():
     """Make SIGTERM (a cluster stopping the job) unwind like Ctrl-C, so running runs are stopped too."""
     def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise StudyInterrupted(signum)
 
     if threading.current_thread() is not threading.main_thread():
         return signal.getsignal(signal.SIGTERM)

@@ -284,3 +284,45 @@ def test_execute_binds_devices_splits_threads_and_reports_failures(tmp_path):
     assert run_status(runs[0]) == "finished" and run_status(runs[2]) == "new"
     # Finished runs are not started again.
     assert execute(runs[:2], jobs=2, program=[sys.executable, str(fake)], echo=lines.append, poll_seconds=0.05) == {}
+
+
+@pytest.mark.slow
+def test_a_study_killed_with_sigterm_resumes_where_its_runs_stopped(ntu_store, empty_config, tmp_path):
+    """A real csre-study process is sent SIGTERM while its runs train: it stops them (each saves last.pt)
+    and exits 143; the same command then resumes them and the results equal an uninterrupted study's."""
+    import signal as signals
+    import subprocess
+    import time
+
+    from conftest import PROJECT_ROOT
+
+    flags = [*TINY_FLAGS, "--checkpoint-every", "1"]
+    flags[flags.index("--epochs") + 1] = "12"
+    flags[flags.index("--lr") + 1] = "0.001"
+
+    def command(study_dir):
+        return [sys.executable, "-m", "cli.study", "--config", str(empty_config), "--store", str(ntu_store), "--seeds",
+                "1", "--work-dir", str(study_dir), "--jobs", "2", *flags]
+
+    reference = subprocess.run(command(tmp_path / "reference"), cwd=PROJECT_ROOT, capture_output=True, text=True,
+                               timeout=600)
+    assert reference.returncode == 0, reference.stderr
+    study_dir = tmp_path / "killed"
+    process = subprocess.Popen(command(study_dir), cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not all(
+            (study_dir / name / "progress.json").exists() for name in ("csre-seed1", "baseline-seed1")):
+        time.sleep(0.05)
+    process.send_signal(signals.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert "csre-study: stopped by SIGTERM; the runs in progress saved their last.pt" in stderr
+    stopped = [name for name in ("csre-seed1", "baseline-seed1") if not (study_dir / name / "result.json").exists()]
+    assert stopped and all((study_dir / name / "last.pt").exists() for name in stopped)
+    resumed = subprocess.run(command(study_dir), cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert all(f"resuming {name}" in resumed.stderr for name in stopped) and "starting" not in resumed.stderr
+    first, second = (json.loads((d / "report.json").read_text()) for d in (tmp_path / "reference", study_dir))
+    assert [r["curve"] for r in first["runs"]] == [r["curve"] for r in second["runs"]]
+    assert [r["test_top1"] for r in first["runs"]] == [r["test_top1"] for r in second["runs"]]
