@@ -673,7 +673,6 @@ class Trainer:
         """Checkpoint when ``checkpoint_every`` steps or ``checkpoint_minutes`` have passed, and stop (after
         a checkpoint) when a signal asked for it. Every rank takes the same decision."""
         config = self.config
-        self._record_progress()
         if self.position.batch == self.batches.batches_per_epoch:
             return      # the epoch's end: run() evaluates, saves, and then honours a stop request
         due = bool(config.checkpoint_every
@@ -693,7 +692,7 @@ class Trainer:
             self._interrupted(signum)
 
     def _record_progress(self, every_seconds: float = 15.0) -> None:
-        """Write ``progress.json`` (epoch, batch, step, time) at most every ``every_seconds``: what
+        """Write ``progress.json`` (epoch, batch, step, time) at most every ``every_seconds`` (0: now): what
         ``csre-study`` and other watchers show of a run whose own progress bar is off."""
         now = time.monotonic()
         if now - self.last_progress < every_seconds:
@@ -763,6 +762,7 @@ class Trainer:
                 position.global_step += 1
                 self._note_contrast_start()
                 self._board_step(outcome)
+                self._record_progress()
                 bar.update()
                 postfix = {"loss": f"{self.meter.loss / max(self.meter.samples, 1):.4f}", "step": position.global_step}
                 if self.contrast_active is False:
