@@ -167,7 +167,8 @@ def study(ctx: click.Context, config_file: Optional[str], store: Optional[str], 
                    "store_fingerprint": (store_fingerprint(store) if Path(store).is_file()
                                          else stored.get("store_fingerprint")),
                    "seeds": seed_list, "arms": arm_list, "streams": stream_list, "train_flags": passed,
-                   "command": command,
+                   # --report keeps the command that trained the study; a run records its own invocation.
+                   "command": stored["command"] if report_only and stored.get("command") else command,
                    "runs": {run.name: shlex.join(run.command()) for run in runs}}
     failed: List[str] = []
     if not report_only:
