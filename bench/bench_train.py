@@ -79,8 +79,7 @@ def time_encoder(name: str, args: argparse.Namespace) -> Dict[str, Dict[bool, fl
                  batch_slots)
         for csre, (model, optimizer, scaler) in variants.items():
             wall, cpu = time.perf_counter(), time.process_time()
-            training_step(model, batch, optimizer, scaler, torch.device("cpu"), csre=csre, csre_weight=1.0,
-                          amp=False)
+            training_step(model, batch, optimizer, scaler, torch.device("cpu"), csre=csre, csre_weight=1.0)
             if step >= args.warmup:
                 times["wall"][csre].append(time.perf_counter() - wall)
                 times["cpu"][csre].append(time.process_time() - cpu)

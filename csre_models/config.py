@@ -91,7 +91,11 @@ class TrainConfig:
     csre_positives: int = _option(128, "Hard positives per anchor.")
     csre_negatives: int = _option(512, "Hard negatives, and random negatives, per anchor.")
     csre_temperature: float = _option(0.8, "Temperature of the contrastive loss.")
-    amp: bool = _option(True, "Mixed precision (float16 autocast + GradScaler) on CUDA; CPU runs in float32.")
+    precision: Optional[str] = _option(None, "Numeric precision: fp32, bf16 (bfloat16 autocast; CPU or GPU) or fp16 "
+                                             "(float16 autocast + GradScaler; CUDA only). Default: fp16 on CUDA "
+                                             "(the recipes' AMP), fp32 on the CPU.")
+    compile: bool = _option(False, "Compile the encoder with torch.compile (inductor) before training; the first "
+                                   "steps are slower while it compiles. Weights and checkpoints are unchanged.")
     device: Optional[str] = _option(None, "cpu, cuda or cuda:N (default: cuda when available).")
     seed: int = _option(1, "Seed of the weights, the data order, the augmentations and the CSRE sampling.")
     max_steps: Optional[int] = _option(None, "Stop after this many optimizer steps in total, counted across "
@@ -132,11 +136,7 @@ def _coerce(name: str, value: Any) -> Any:
         kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
     try:
         if kind is bool:
-            if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
-                return value.lower() in ("true", "yes")
-            if not isinstance(value, bool):
-                raise TypeError
-            return value
+            return _to_bool(name, value)
         if typing.get_origin(kind) is dict:
             if not isinstance(value, dict):
                 raise TypeError
@@ -153,11 +153,29 @@ def _coerce(name: str, value: Any) -> Any:
         raise ConfigError(f"{name}: expected {expected}, got {value!r}") from None
 
 
+def _legacy_amp(values: Mapping[str, Any]) -> Dict[str, Any]:
+    """``amp`` of configurations and checkpoints written before ``precision`` existed: ``amp: false`` is
+    ``precision: fp32``; ``amp: true`` was the default (fp16 on CUDA, fp32 on the CPU)."""
+    values = dict(values)
+    amp = values.pop("amp", None)
+    if amp is not None and not _to_bool("amp", amp) and "precision" not in values:
+        values["precision"] = "fp32"
+    return values
+
+
+def _to_bool(name: str, value: Any) -> bool:
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
+        return value.lower() in ("true", "yes")
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name}: expected true or false, got {value!r}")
+    return value
+
+
 def _normalise_keys(values: Mapping[str, Any], source: str) -> Dict[str, Any]:
     """Keys with ``-`` spelled ``_``, checked against the fields; values coerced to the field types."""
     known = {f.name for f in config_fields()}
     out = {}
-    for key, value in values.items():
+    for key, value in _legacy_amp(values).items():
         name = str(key).replace("-", "_")
         if name not in known:
             raise ConfigError(f"{source}: unknown key {key!r}; known keys: {', '.join(sorted(known))}")

@@ -7,8 +7,10 @@ process or as one rank of a ``torchrun`` job (DistributedDataParallel, see :mod:
   trained on ``CE + w * (L_spa + L_tem) / 2``; without (``csre=False``), the plain encoder on CE. Either
   way evaluation and the exported ``encoder.pt`` use the encoder alone: the CSRE head is training-only.
 * **Optimisation.** SGD with Nesterov momentum or Adam, the reference per-epoch schedule (warm-up, step
-  and per-epoch decay, :mod:`.schedule`) and optional gradient-norm clipping; float16 autocast with a
-  GradScaler on CUDA (gradients unscaled before clipping), float32 on the CPU.
+  and per-epoch decay, :mod:`.schedule`) and optional gradient-norm clipping. Precision
+  (:mod:`.precision`): float16 autocast with a GradScaler on CUDA by default (gradients unscaled before
+  clipping), float32 on the CPU; bfloat16 autocast on either with ``precision="bf16"``. ``compile``
+  compiles the encoder in place with ``torch.compile``.
 * **Data order and augmentation are functions of (seed, epoch).** The order is ``DistributedSampler``'s
   permutation for ``seed + epoch``; the random draws of the item at position ``p`` in epoch ``e`` come from
   ``numpy.random.default_rng([seed, e, p])``. Nothing depends on worker count or on what was drawn before,
@@ -42,7 +44,6 @@ import threading
 import random
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -70,6 +71,7 @@ from .distributed import (WorldInfo, all_gather_objects, all_reduce_sum, barrier
                           wrap_ddp)
 from .encoders import list_encoders
 from .ensemble import Scores, save_scores, with_metadata
+from .precision import FP32_CPU, Precision, resolve_precision
 from .schedule import OPTIMIZERS, build_optimizer
 
 __all__ = ["TrainResult", "train", "evaluate", "evaluate_checkpoint", "training_step", "build_model",
@@ -111,11 +113,6 @@ def resolve_device(requested: Optional[str]) -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ConfigError(f"--device {requested}: only {torch.cuda.device_count()} CUDA device(s) visible")
     return device
-
-
-def _autocast(device: torch.device, enabled: bool):
-    """float16 autocast on CUDA when ``enabled``; nothing otherwise."""
-    return torch.autocast(device_type="cuda", dtype=torch.float16) if enabled else nullcontext()
 
 
 # =============================================================================================== data
@@ -266,7 +263,8 @@ def _forward_encoder(encoder: nn.Module, x: torch.Tensor, joint: Optional[torch.
 
 @torch.no_grad()
 def evaluate(encoder: nn.Module, dataset: SkeletonDataset, positions: Optional[np.ndarray], device: torch.device,
-             batch_size: int, num_workers: int = 0, amp: bool = False, world: Optional[WorldInfo] = None,
+             batch_size: int, num_workers: int = 0, precision: Optional[Precision] = None,
+             world: Optional[WorldInfo] = None,
              progress: bool = False, description: str = "eval") -> Scores:
     """Logits of ``encoder`` on the test-time items ``positions`` of ``dataset`` (all when ``None``).
 
@@ -283,7 +281,7 @@ def evaluate(encoder: nn.Module, dataset: SkeletonDataset, positions: Optional[n
     outputs = []
     for batch in tqdm(loader, desc=description, leave=False, disable=not progress, file=sys.stderr):
         x, _, _, *joint = _batch_inputs(batch, device)
-        with _autocast(device, amp):
+        with (precision or FP32_CPU).autocast():
             logits = _forward_encoder(encoder, x, joint[0] if joint else None)
         outputs.append(logits.float().cpu().numpy())
     classes = dataset.num_classes
@@ -334,9 +332,9 @@ def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = 
                               window=arguments["window"], spine_relative=config.spine_relative,
                               return_joint=takes_joint_input(encoder))
     positions = validation_samples(dataset.num_samples, config.val_fraction, config.seed) if part == "val" else None
-    amp = config.amp and torch_device.type == "cuda"
-    scores = evaluate(encoder.to(torch_device), dataset, positions, torch_device, batch_size, num_workers, amp,
-                      progress=progress, description=part)
+    precision = resolve_precision(config.precision, torch_device, fall_back=True)
+    scores = evaluate(encoder.to(torch_device), dataset, positions, torch_device, batch_size, num_workers,
+                      precision, progress=progress, description=part)
     return with_part_metadata(scores, dataset, part), payload
 
 
@@ -359,17 +357,19 @@ def _check_validation_source(checkpoint: str, config: TrainConfig, payload: Dict
 
 def training_step(model: nn.Module, batch: Sequence[torch.Tensor], optimizer: torch.optim.Optimizer,
                   scaler: torch.amp.GradScaler, device: torch.device, *, csre: bool, csre_weight: float,
-                  amp: bool, clip_grad_norm: Optional[float] = None) -> Tuple[float, float, float, int, int]:
+                  precision: Optional[Precision] = None,
+                  clip_grad_norm: Optional[float] = None) -> Tuple[float, float, float, int, int]:
     """One optimizer step of ``model`` on ``batch`` ``(x, labels, slots[, joint])``.
 
     With ``csre`` the model is a :class:`CSREModel` and the loss ``CE + csre_weight * contrast``; otherwise
     the model is the encoder and the loss CE. With ``clip_grad_norm`` the (unscaled) gradients of all
-    parameters are clipped to that L2 norm together before the step. Returns the batch's loss, CE,
+    parameters are clipped to that L2 norm together before the step. ``precision`` (default float32) sets the
+    autocast of the forward pass and the loss; ``scaler`` scales the loss for float16. Returns the batch's loss, CE,
     contrast, correct predictions and size.
     """
     x, labels, slots, *joint = _batch_inputs(batch, device)
     inputs = {"joint": joint[0]} if joint else {}
-    with _autocast(device, amp):
+    with (precision or FP32_CPU).autocast():
         if csre:
             logits, contrast = model(x, labels, slots, **inputs)
         else:
@@ -552,7 +552,7 @@ def prepare_config(config: TrainConfig) -> TrainConfig:
     config = dataclasses.replace(config, benchmark=benchmark, window=config.window or default_window(layout))
     if config.work_dir is None:
         config = dataclasses.replace(config, work_dir=default_work_dir(config, dataset))
-    resolve_device(config.device)
+    resolve_precision(config.precision, resolve_device(config.device))
     return config
 
 
@@ -561,7 +561,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, world: WorldInfo, device: torch.device, work: WorkDir):
         self.config, self.world, self.device = config, world, device
-        self.amp = config.amp and device.type == "cuda"
+        self.precision = resolve_precision(config.precision, device)
         self.work, self.log = work, work.log
         self.fingerprint = ckpt.store_fingerprint(config.store)
         self.position = Position()
@@ -592,11 +592,13 @@ class Trainer:
             raise ConfigError(f"--encoder {config.encoder}: {exc}") from None
         self.data = build_data(config, takes_joint_input(encoder))
         model = build_model(config, encoder, self.data.train.bank_labels).to(self.device)
+        if config.compile:
+            encoder.compile()  # in place: the state dict keeps its keys, checkpoints stay interchangeable
         self.optimizer, self.scheduler = build_optimizer(
             model, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
             warmup_epochs=config.warmup_epochs, steps=config.lr_steps, decay=config.lr_decay,
             optimizer=config.optimizer, epoch_decay=config.lr_epoch_decay)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.scaler = self.precision.grad_scaler()
         if is_distributed():
             # Buffers are synchronised before evaluation and saving (rank 0's BatchNorm statistics); the CSRE
             # banks never travel: every rank enqueues the whole global batch.
@@ -622,8 +624,9 @@ class Trainer:
                       f" x repeat {data.train.repeat}" if data.train.repeat > 1 else "",
                       len(data.val_positions), len(data.test), len(data.train.bank_labels))
         self.log.info("encoder parameters %d, CSRE head parameters %d (training only)", parameters, head)
-        self.log.info("device %s%s, %d process(es), global batch %d, %d steps per epoch", self.device,
-                      " (AMP float16)" if self.amp else "", self.world.world_size, config.batch_size,
+        self.log.info("device %s (%s%s), %d process(es), global batch %d, %d steps per epoch", self.device,
+                      self.precision.describe(), ", encoder compiled" if config.compile else "",
+                      self.world.world_size, config.batch_size,
                       self.batches.batches_per_epoch)
         self.log.info("model selection: %s", "best validation accuracy" if data.val is not None else
                       "none (the last epoch is the result; test accuracy is reported, never used to choose)")
@@ -722,7 +725,8 @@ class Trainer:
         unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        if state["scaler"] and self.scaler.is_enabled():  # empty when saved without loss scaling
+            self.scaler.load_state_dict(state["scaler"])
         self.position = Position(**state["position"])
         self.best_val = state["best_val"]
         ranks = state["rank_states"]
@@ -796,9 +800,9 @@ class Trainer:
     def train_step(self, batch) -> Tuple[float, float, float, int, int]:
         """One optimizer step; returns (loss, CE, contrast, correct, samples) of the batch."""
         outcome = training_step(self.model, batch, self.optimizer, self.scaler, self.device, csre=self.config.csre,
-                                csre_weight=self.config.csre_weight, amp=self.amp,
+                                csre_weight=self.config.csre_weight, precision=self.precision,
                                 clip_grad_norm=self.config.clip_grad_norm)
-        if not self.amp and not math.isfinite(outcome[0]):
+        if not self.precision.uses_scaler and not math.isfinite(outcome[0]):
             raise FloatingPointError(self._non_finite_loss(outcome[0], batch))
         return outcome
 
@@ -825,7 +829,7 @@ class Trainer:
             broadcast_buffers(module, exclude=_bank_buffers(module))
         dataset, positions = (self.data.test, None) if part == "test" else (self.data.val, self.data.val_positions)
         scores = evaluate(encoder_of(self.model), dataset, positions, self.device, self.config.test_batch_size,
-                          self.config.num_workers, self.amp, self.world,
+                          self.config.num_workers, self.precision, self.world,
                           self.config.progress and self.world.is_main, part)
         self.model.train()
         return scores

@@ -277,7 +277,7 @@ def test_training_step_clips_the_gradient_norm(ntu_store):
         encoder = create_encoder("hcn", num_class=60, window=16)
         optimizer = torch.optim.SGD(encoder.parameters(), lr=0.0)
         training_step(encoder, batch, optimizer, torch.amp.GradScaler("cuda", enabled=False), torch.device("cpu"),
-                      csre=False, csre_weight=1.0, amp=False, clip_grad_norm=bound)
+                      csre=False, csre_weight=1.0, clip_grad_norm=bound)
         return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad)
                                                            for p in encoder.parameters()])))
 
