@@ -22,7 +22,7 @@ under ``torch.distributed`` every rank enqueues the whole global batch.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Mapping, Sequence, Tuple
+from typing import Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ __all__ = [
     "class_slot_table",
     "hardest_positives",
     "hardest_negatives",
+    "bank_similarities",
     "select_random_negatives",
     "sample_distinct",
     "infonce_from_logits",
@@ -162,11 +163,33 @@ def hardest_positives(similarities: torch.Tensor, candidate_slots: torch.Tensor,
     return candidate_slots.gather(1, least_similar)
 
 
-def hardest_negatives(similarities: torch.Tensor, negative_mask: torch.Tensor, count: int) -> torch.Tensor:
-    """Per row, the ``count`` slots of greatest similarity among the ``True`` entries of ``negative_mask``
-    (both ``(n, M)``). Returns ``(n, count)`` slots, in no particular order."""
-    masked = similarities.masked_fill(~negative_mask, float("-inf"))
-    return masked.topk(count, dim=1, sorted=False).indices
+def hardest_negatives(similarities: torch.Tensor, own_slots: torch.Tensor, written: Optional[torch.Tensor],
+                      count: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per row of ``similarities`` ``(n, M)``, the ``count`` slots of greatest similarity among the negatives:
+    the slots not in the row's ``own_slots`` ``(n, L)`` (its class, padding repeating a slot of it) and,
+    unless ``written`` is ``None`` (every slot written), written. Returns their similarities and slots
+    ``(n, count)``, in no particular order.
+
+    Overwrites ``similarities`` at the excluded slots with ``-inf`` (a copy of this ``(n, M)`` matrix would
+    cost a sixth of the loss's time); its entries at negatives keep their values.
+    """
+    similarities.scatter_(1, own_slots, float("-inf"))
+    if written is not None:
+        similarities.masked_fill_(~written, float("-inf"))
+    return similarities.topk(count, dim=1, sorted=False)
+
+
+def bank_similarities(anchors: torch.Tensor, bank: torch.Tensor, block: int = 8192) -> torch.Tensor:
+    """``anchors @ bank.T`` ``(n, M)``, computed as ``bank @ anchors.T`` one block of bank rows at a time.
+
+    On CPUs that GEMM layout runs about twice as fast as ``anchors @ bank.T`` for a few dozen anchors, and
+    transposing one block at a time keeps the copy in cache (transposing the whole ``(M, n)`` product
+    costs as much as the product). Every entry is the same dot product either way.
+    """
+    out = anchors.new_empty(anchors.shape[0], bank.shape[0])
+    for start in range(0, bank.shape[0], block):
+        out[:, start:start + block] = torch.mm(bank[start:start + block], anchors.t()).t()
+    return out
 
 
 def select_random_negatives(negative_mask: torch.Tensor, count: int,
@@ -206,7 +229,7 @@ def sample_distinct(population: torch.Tensor, count: int,
 
 
 class _SelectedSimilarities(torch.autograd.Function):
-    """``anchors[i] . bank[slots[i, j]]`` read from the precomputed ``similarities = anchors @ bank.T``.
+    """``anchors[i] . bank[slots[i, j]]``, given as ``selected`` (read from the precomputed ``anchors @ bank.T``).
 
     The backward gives the anchors ``sum_j grad[i, j] * bank[slots[i, j]]`` with one ``embedding_bag``,
     which touches only the selected bank rows, instead of the ``(n, M) x (M, D)`` product that
@@ -214,10 +237,10 @@ class _SelectedSimilarities(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, anchors: torch.Tensor, bank: torch.Tensor, similarities: torch.Tensor,
+    def forward(ctx, anchors: torch.Tensor, bank: torch.Tensor, selected: torch.Tensor,
                 slots: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(bank, slots)
-        return similarities.gather(1, slots)
+        return selected.clone()
 
     @staticmethod
     def backward(ctx, grad_selected: torch.Tensor):
@@ -308,6 +331,10 @@ class BankContrastLoss(nn.Module):
         class_slots, class_slot_present = class_slot_table(bank_labels)
         self.register_buffer("class_slots", class_slots, persistent=False)
         self.register_buffer("class_slot_present", class_slot_present, persistent=False)
+        # The slots of every class with the padding repeating its first slot: scattering -inf at an anchor's
+        # row masks exactly its own class (a few hundred entries instead of a pass over all M).
+        self.register_buffer("own_slots", torch.where(class_slot_present, class_slots, class_slots[:, :1]),
+                             persistent=False)
 
     def extra_repr(self) -> str:
         return (f"bank_size={self.bank_size}, dim={self.dim}, positives={self.positives}, "
@@ -327,26 +354,30 @@ class BankContrastLoss(nn.Module):
             if not bool(qualifying.any()):
                 return features.sum() * 0.0
             anchors, labels = anchors[qualifying], labels[qualifying]
-            slots = self._select_slots(anchors.detach(), labels, written_per_class, generator)
-            similarities = _SelectedSimilarities.apply(anchors, self.bank, *slots) / self.temperature
+            selected, slots = self._select_slots(anchors.detach(), labels, written_per_class, generator)
+            similarities = _SelectedSimilarities.apply(anchors, self.bank, selected, slots) / self.temperature
             return infonce_from_logits(*similarities.split([self.positives, self.negatives, self.negatives], 1))
 
     @torch.no_grad()
     def _select_slots(self, anchors: torch.Tensor, labels: torch.Tensor, written_per_class: torch.Tensor,
                       generator: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Similarities ``(n, M)`` of qualifying anchors to the bank, and the ``(n, P + 2K)`` selected
-        slots: hard positives, hard negatives, random negatives."""
-        similarities = anchors @ self.bank.t()
+        """The ``(n, P + 2K)`` selected slots of qualifying anchors (hard positives, hard negatives, random
+        negatives) and their similarities to the anchors."""
+        similarities = bank_similarities(anchors, self.bank)
         candidate_slots = self.class_slots[labels]
         candidate_mask = self.class_slot_present[labels] & self.written[candidate_slots]
-        negative_mask = (labels[:, None] != self.bank_labels[None, :]) & self.written
-        slots = torch.cat([hardest_positives(similarities, candidate_slots, candidate_mask, self.positives),
-                           hardest_negatives(similarities, negative_mask, self.negatives),
-                           self._random_negatives(labels, negative_mask, written_per_class, generator)], dim=1)
-        return similarities, slots
+        positives = hardest_positives(similarities, candidate_slots, candidate_mask, self.positives)
+        positive_similarities = similarities.gather(1, positives)
+        all_written = bool(self.written.all())
+        # From here on ``similarities`` holds the negatives only (-inf elsewhere).
+        hard_similarities, hard = hardest_negatives(similarities, self.own_slots[labels],
+                                                    None if all_written else self.written, self.negatives)
+        random = self._random_negatives(labels, written_per_class, generator)
+        selected = torch.cat([positive_similarities, hard_similarities, similarities.gather(1, random)], dim=1)
+        return selected, torch.cat([positives, hard, random], dim=1)
 
-    def _random_negatives(self, labels: torch.Tensor, negative_mask: torch.Tensor,
-                          written_per_class: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _random_negatives(self, labels: torch.Tensor, written_per_class: torch.Tensor,
+                          generator: torch.Generator) -> torch.Tensor:
         """``(n, K)`` random negatives, uniform without replacement over each anchor's negatives.
 
         The written slots, listed class by class, put an anchor's negatives before and after its own class's
@@ -359,7 +390,9 @@ class BankContrastLoss(nn.Module):
         positions, complete = sample_distinct(len(written_slots) - own_count[:, 0], self.negatives, generator)
         slots = written_slots[positions + own_count * (positions >= own_start)]
         if not bool(complete.all()):
-            slots[~complete] = select_random_negatives(negative_mask[~complete], self.negatives, generator)
+            incomplete = labels[~complete]
+            negative_mask = (incomplete[:, None] != self.bank_labels[None, :]) & self.written
+            slots[~complete] = select_random_negatives(negative_mask, self.negatives, generator)
         return slots
 
     @torch.no_grad()

@@ -260,9 +260,7 @@ def test_loss_draws_random_negatives_uniformly_among_the_negatives(written_slots
     loss_fn.written[:written_slots] = True               # 60 or 8 per class: 240 or 32 negatives, K = 24
     labels = torch.tensor([2] * 400)
     generator = torch.Generator().manual_seed(0)
-    negative_mask = ((bank_labels != 2) & loss_fn.written).expand(len(labels), -1)
-    chosen = loss_fn._random_negatives(labels, negative_mask,
-                                       loss_fn._written_per_class(), generator)
+    chosen = loss_fn._random_negatives(labels, loss_fn._written_per_class(), generator)
     negatives = torch.nonzero((bank_labels != 2) & loss_fn.written).flatten()
     assert all(len(set(row.tolist())) == 24 for row in chosen)
     assert set(chosen.flatten().tolist()) <= set(negatives.tolist())
@@ -282,7 +280,8 @@ def test_similarities_stay_float32_under_autocast():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu_with_the_same_random_negatives(monkeypatch):
-    def first_negatives(self, labels, negative_mask, written_per_class, generator):
+    def first_negatives(self, labels, written_per_class, generator):
+        negative_mask = (labels[:, None] != self.bank_labels[None, :]) & self.written
         slots = torch.arange(negative_mask.shape[1], device=negative_mask.device)
         return torch.where(negative_mask, slots, negative_mask.shape[1] + slots).sort(dim=1).values[:, :self.negatives]
 
