@@ -179,13 +179,16 @@ def hardest_negatives(similarities: torch.Tensor, own_slots: torch.Tensor, writt
     return similarities.topk(count, dim=1, sorted=False)
 
 
-def bank_similarities(anchors: torch.Tensor, bank: torch.Tensor, block: int = 8192) -> torch.Tensor:
+def bank_similarities(anchors: torch.Tensor, bank: torch.Tensor, block: int = 2048) -> torch.Tensor:
     """``anchors @ bank.T`` ``(n, M)``, computed as ``bank @ anchors.T`` one block of bank rows at a time.
 
-    On CPUs that GEMM layout runs about twice as fast as ``anchors @ bank.T`` for a few dozen anchors, and
+    On CPUs that GEMM layout ran about twice as fast as ``anchors @ bank.T`` for a few dozen anchors, and
     transposing one block at a time keeps the copy in cache (transposing the whole ``(M, n)`` product
-    costs as much as the product). Every entry is the same dot product either way.
+    costs as much as the product). Every entry is the same dot product either way. Other devices get the
+    plain product.
     """
+    if anchors.device.type != "cpu":
+        return anchors @ bank.t()
     out = anchors.new_empty(anchors.shape[0], bank.shape[0])
     for start in range(0, bank.shape[0], block):
         out[:, start:start + block] = torch.mm(bank[start:start + block], anchors.t()).t()
