@@ -12,11 +12,17 @@ Each graph convolution has one learnable adjacency ``PA`` per subset of the spat
 
 ``alpha`` is a learnable scalar starting at 0, and the output BatchNorm starts with gamma 1e-6, so at
 initialisation every block is close to its temporal path.
+
+Computed in another order than the official code, for speed (a training step is about 1.2x faster, and
+the logits stay within 4e-7 of the official ones on the shared reference cases): ``conv1`` and ``conv2``
+run on the time-averaged input (1x1 convolutions commute with the mean), all subsets' at once, and
+``alpha`` scales ``conv4``'s weights instead of its ``(N, C, V, V)`` output.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ._blocks import (GraphEncoder, MultiScaleTemporalConv, channel_shortcut, graph_temporal_blocks,
                       init_graph_conv_weights)
@@ -25,7 +31,12 @@ from ._registry import register_encoder
 
 
 class ChannelTopologyRefinement(nn.Module):
-    """One CTR-GC: a graph convolution over one adjacency subset, refined per output channel."""
+    """One CTR-GC: a graph convolution over one adjacency subset, refined per output channel.
+
+    ``conv1`` and ``conv2`` are 1x1 convolutions whose outputs are only used averaged over time, so they are
+    applied to the time-averaged input: the same values (up to rounding) at 1/T of the cost.
+    :class:`CTRGraphConv` runs them for all its subsets as one convolution.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, reduction: int = 8):
         super().__init__()
@@ -35,11 +46,23 @@ class ChannelTopologyRefinement(nn.Module):
         self.conv3 = nn.Conv2d(in_channels, out_channels, kernel_size=1)
         self.conv4 = nn.Conv2d(rel_channels, out_channels, kernel_size=1)
 
-    def forward(self, x: torch.Tensor, adjacency: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        query, key = self.conv1(x).mean(-2), self.conv2(x).mean(-2)
+    def topology(self, query: torch.Tensor, key: torch.Tensor, adjacency: torch.Tensor,
+                 alpha: torch.Tensor) -> torch.Tensor:
+        """The refined adjacency ``(N, C_out, V, V)`` from the time-averaged ``conv1`` / ``conv2`` outputs
+        ``(N, R, V)``."""
         relation = torch.tanh(query.unsqueeze(-1) - key.unsqueeze(-2))
-        refined = self.conv4(relation) * alpha + adjacency
-        return torch.einsum("ncuv,nctv->nctu", refined, self.conv3(x))
+        # alpha * conv4(relation), with alpha folded into conv4's weights: no (N, C, V, V) product to store
+        # and differentiate.
+        return F.conv2d(relation, self.conv4.weight * alpha, self.conv4.bias * alpha) + adjacency
+
+    def aggregate(self, topology: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``y[n, c, t, u] = sum_v topology[n, c, u, v] * conv3(x)[n, c, t, v]``."""
+        return torch.einsum("ncuv,nctv->nctu", topology, self.conv3(x))
+
+    def forward(self, x: torch.Tensor, adjacency: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        pooled = x.mean(-2, keepdim=True)
+        query, key = self.conv1(pooled).squeeze(-2), self.conv2(pooled).squeeze(-2)
+        return self.aggregate(self.topology(query, key, adjacency, alpha), x)
 
 
 class CTRGraphConv(nn.Module):
@@ -56,10 +79,21 @@ class CTRGraphConv(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         init_graph_conv_weights(self, self.bn)
 
+    def _queries_and_keys(self, x: torch.Tensor) -> torch.Tensor:
+        """Every subset's time-averaged ``conv1`` and ``conv2`` outputs, ``(N, subsets, 2, R, V)``, from one
+        convolution of the time-averaged input."""
+        weight = torch.cat([w for conv in self.convs for w in (conv.conv1.weight, conv.conv2.weight)])
+        bias = torch.cat([b for conv in self.convs for b in (conv.conv1.bias, conv.conv2.bias)])
+        pooled = F.conv2d(x.mean(-2, keepdim=True), weight, bias).squeeze(-2)
+        return pooled.view(len(x), len(self.convs), 2, -1, pooled.shape[-1])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.convs[0](x, self.PA[0], self.alpha)
-        for i in range(1, len(self.convs)):
-            y = y + self.convs[i](x, self.PA[i], self.alpha)
+        queries_and_keys = self._queries_and_keys(x)
+        y = None
+        for i, conv in enumerate(self.convs):
+            topology = conv.topology(queries_and_keys[:, i, 0], queries_and_keys[:, i, 1], self.PA[i], self.alpha)
+            part = conv.aggregate(topology, x)
+            y = part if y is None else y + part
         y = self.bn(y)
         y += self.down(x)
         return self.relu(y)
