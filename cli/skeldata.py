@@ -25,10 +25,10 @@ def main() -> None:
 _dataset_option = click.option("--dataset", required=True, type=click.Choice(["ntu60", "ntu120", "ucla"]),
                                help="Which data set the files belong to (names outside it are left out). "
                                     "ucla: the NW-UCLA all_sqe JSON files.")
-_raw_option = click.option("--raw", "raw_dirs", required=True, multiple=True,
-                           type=click.Path(file_okay=False, path_type=str),
-                           help="Folder of .skeleton files, searched recursively; repeat for several "
-                                "(NTU120 ships as two).")
+_raw_option = click.option("--raw", "raw_dirs", required=True, multiple=True, type=click.Path(path_type=str),
+                           help="Folder of .skeleton files (searched recursively), or a zip file of them as "
+                                "downloaded (read in place, not unpacked); repeat for several, folders and "
+                                "zips mixed (NTU120 ships as two).")
 _jobs_option = click.option("--jobs", "-j", default=1, show_default=True, type=int,
                             help="Processes that parse files in parallel (-1: one per CPU).")
 _quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -69,10 +69,16 @@ def build(dataset: str, raw_dirs, out: str, jobs: int, allow_errors: bool, quiet
     hold no skeleton are left out and recorded; so are malformed files, which also make the
     command exit with status 1 unless --allow-errors is given.
 
-    For NW-UCLA (--dataset ucla, --raw the all_sqe folder) the joints are stored as they are.
+    For NW-UCLA (--dataset ucla, --raw the all_sqe folder or a zip of it) the joints are stored as
+    they are.
+
+    A zip file given to --raw is read in place: its *.skeleton (or *.json) members, in any folder
+    of the zip, are read by the workers straight from the archive. A damaged member is left out
+    and recorded like a malformed file.
 
     \b
     Example:
+      skeldata build --dataset ntu60 --raw nturgbd_skeletons_s001_to_s017.zip --out ntu60.h5 --jobs -1
       skeldata build --dataset ntu120 --raw nturgb+d_skeletons --raw nturgb+d_skeletons120 \\
                      --out ntu120.h5 --jobs -1
       skeldata build --dataset ucla --raw NW-UCLA/all_sqe --out ucla.h5
@@ -94,11 +100,12 @@ def build(dataset: str, raw_dirs, out: str, jobs: int, allow_errors: bool, quiet
 @_compression_option
 @reports_errors
 def extract(dataset: str, raw_dirs, out: str, jobs: int, allow_errors: bool, quiet: bool, compression: str) -> None:
-    """Stage 1: parse the raw files and group each file's bodies by tracking id.
+    """Stage 1: parse the raw files (folders or zip files) and group each file's bodies by tracking id.
 
     \b
     Example:
       skeldata extract --dataset ntu60 --raw nturgb+d_skeletons --out ntu60-raw.h5
+      skeldata extract --dataset ntu60 --raw nturgbd_skeletons_s001_to_s017.zip --out ntu60-raw.h5
       skeldata denoise ntu60-raw.h5 --out ntu60-denoised.h5
       skeldata transform ntu60-denoised.h5 --out ntu60.h5
     """

@@ -1,5 +1,5 @@
-"""From raw folders to a store: file discovery, the per-file pipeline run in worker processes, and
-the single writer.
+"""From raw folders and zip files to a store: file discovery, the per-file pipeline run in worker
+processes, and the single writer.
 
 ``build`` runs extract, denoise and transform on each NTU file in one pass (nothing intermediate is
 written); for NW-UCLA it stores the joints as they are. ``extract``, ``denoise`` and ``transform``
@@ -19,6 +19,8 @@ import numpy as np
 from ._parallel import WorkerPool
 from .datasets import DatasetSpec, get_dataset
 from .errors import SampleDropped, SkeldataError
+from .formats._archives import archive_entries, close_archives
+from .formats._files import RawSource
 from .pipeline import denoise as denoise_stage
 from .pipeline.denoise import denoise
 from .pipeline.transform import centre, to_bodies
@@ -44,25 +46,35 @@ PIPELINE_DESCRIPTIONS = {
 
 # ------------------------------------------------------------------------------------------ discovery
 
-def discover(raw_dirs: Sequence[PathLike], suffix: str = ".skeleton") -> List[Tuple[str, Path]]:
-    """All ``*.skeleton`` files under the folders (recursively), as ``(name, path)`` sorted by name.
+def discover(raw_dirs: Sequence[PathLike], suffix: str = ".skeleton") -> List[Tuple[str, RawSource]]:
+    """All ``*.skeleton`` files under the folders (recursively) and in the zip files, as ``(name, source)``
+    sorted by name. A zip is only listed here: its members are read in place by the workers.
 
     Raises:
-        SkeldataError: a folder does not exist, holds no such file, or two files share a name.
+        SkeldataError: a path is neither a folder nor a readable zip file, holds no such file, or two files
+        share a name.
     """
-    found: Dict[str, Path] = {}
+    found: Dict[str, RawSource] = {}
     for raw_dir in raw_dirs:
         raw_dir = Path(raw_dir)
-        if not raw_dir.is_dir():
-            raise SkeldataError(f"--raw {raw_dir}: no such folder")
-        paths = sorted(raw_dir.rglob(f"*{suffix}"))
-        if not paths:
-            raise SkeldataError(f"--raw {raw_dir}: no {suffix} file in this folder or below it")
-        for path in paths:
-            name = path.name[:-len(suffix)]
+        if raw_dir.is_dir():
+            entries = [(path.name[:-len(suffix)], path) for path in sorted(raw_dir.rglob(f"*{suffix}"))]
+            where = "in this folder or below it"
+        elif raw_dir.is_file():
+            entries = archive_entries(raw_dir, suffix)
+            where = "in this zip file"
+        else:
+            raise SkeldataError(f"--raw {raw_dir}: no such folder or zip file")
+        if not entries:
+            raise SkeldataError(f"--raw {raw_dir}: no {suffix} file {where}")
+        for name, source in entries:
             if name in found:
-                raise SkeldataError(f"sample {name} is in two files: {found[name]} and {path}")
-            found[name] = path
+                first = found[name]
+                if str(first) == str(source):
+                    raise SkeldataError(f"sample {name} is twice in {source.archive}: two members are named "
+                                        f"{source.member}")
+                raise SkeldataError(f"sample {name} is in two files: {first} and {source}")
+            found[name] = source
     return sorted(found.items())
 
 
@@ -116,17 +128,21 @@ def build(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int =
     spec, files, summary, attrs = _start(raw_dirs, out, dataset, jobs)
     pool = WorkerPool(jobs)  # before the output file is opened: workers may be forked
     _, process = PROCESSORS[spec.family]
-    with pool, StoreWriter(out, spec, kind="store", streams=streams, columns=sample_columns(spec),
-                           compression=compression, attrs=attrs, pool=pool) as writer:
-        outcomes = pool.ordered(process, files, spec.name)
-        for outcome in _samples(_progress(outcomes, len(files), f"build {spec.name}", progress), writer, summary):
-            writer.add_sample(outcome.row, outcome.joints)
-        _finish(writer, spec, summary)
+    try:
+        with pool, StoreWriter(out, spec, kind="store", streams=streams, columns=sample_columns(spec),
+                               compression=compression, attrs=attrs, pool=pool) as writer:
+            outcomes = pool.ordered(process, files, spec.name)
+            for outcome in _samples(_progress(outcomes, len(files), f"build {spec.name}", progress), writer,
+                                    summary):
+                writer.add_sample(outcome.row, outcome.joints)
+            _finish(writer, spec, summary)
+    finally:
+        close_archives()  # the zips this process read (with one job); each worker closes its own on exit
     return summary.finish()
 
 
 def _start(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int):
-    """Common start of the commands that read raw folders: the files, a summary, the file attributes."""
+    """Common start of the commands that read raw folders and zips: the files, a summary, the file attributes."""
     spec = get_dataset(dataset)
     files = discover(raw_dirs, PROCESSORS[spec.family][0])
     summary = BuildSummary(dataset=spec.name, output=str(out), files=len(files), jobs=jobs)
@@ -161,21 +177,25 @@ def _finish(writer: StoreWriter, spec: DatasetSpec, summary: BuildSummary, with_
 
 def extract(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int = 1,
             progress: bool = False, compression: str = "lzf") -> BuildSummary:
-    """Stage 1 alone: raw folders to a ``raw`` file holding every body of every file."""
+    """Stage 1 alone: raw folders and zips to a ``raw`` file holding every body of every file."""
     from .rawfile import RawFileWriter
 
     spec, files, summary, attrs = _start(raw_dirs, out, dataset, jobs)
     if spec.family != "ntu":
         raise SkeldataError(f"extract is the first stage of the NTU pipeline; build {spec.name} with 'skeldata build'")
-    with WorkerPool(jobs) as pool, RawFileWriter(out, spec, attrs, compression=compression) as writer:
-        outcomes = pool.ordered(extract_ntu_file, files, spec.name)
-        for outcome in _samples(_progress(outcomes, len(files), f"extract {spec.name}", progress), writer, summary):
-            writer.add_sample(outcome.row, outcome.raw)
-            summary.frames += outcome.raw.num_frames
-            summary.denoising["frames_dropped"] = (summary.denoising.get("frames_dropped", 0)
-                                                   + len(outcome.raw.dropped_frames))
-        summary.samples = len(writer)
-        writer.commit()
+    try:
+        with WorkerPool(jobs) as pool, RawFileWriter(out, spec, attrs, compression=compression) as writer:
+            outcomes = pool.ordered(extract_ntu_file, files, spec.name)
+            for outcome in _samples(_progress(outcomes, len(files), f"extract {spec.name}", progress), writer,
+                                    summary):
+                writer.add_sample(outcome.row, outcome.raw)
+                summary.frames += outcome.raw.num_frames
+                summary.denoising["frames_dropped"] = (summary.denoising.get("frames_dropped", 0)
+                                                       + len(outcome.raw.dropped_frames))
+            summary.samples = len(writer)
+            writer.commit()
+    finally:
+        close_archives()
     return summary.finish()
 
 

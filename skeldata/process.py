@@ -6,20 +6,22 @@ turns bad input into a :class:`FileOutcome` with a reason instead of raising.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
 from .datasets import DatasetSpec, get_dataset
 from .errors import MalformedFileError, SampleDropped
+from .formats._files import RawSource
 from .formats.ntu import SampleName, parse_name, read_skeleton
 from .formats.ucla import parse_ucla_name, read_ucla
 from .pipeline.denoise import DenoiseReport, denoise
 from .pipeline.extract import RawSample, group_bodies
 from .pipeline.transform import centre, to_bodies
 
-Item = Tuple[str, Path]
+#: What a worker is given: the sample name and where the file is (a path, or a zip member: two strings),
+#: small enough to pickle cheaply.
+Item = Tuple[str, RawSource]
 
 
 @dataclass
@@ -42,7 +44,7 @@ def _outcome_of_failure(name: str, exc: Exception) -> FileOutcome:
 
 # ------------------------------------------------------------------------------------------------- NTU
 
-def check_ntu_name(name: str, path: Path, spec: DatasetSpec) -> SampleName:
+def check_ntu_name(name: str, path: RawSource, spec: DatasetSpec) -> SampleName:
     try:
         fields = parse_name(name)
     except ValueError as exc:
@@ -65,7 +67,7 @@ def report_columns(raw_frames: int, frames_dropped: int, report: DenoiseReport) 
             "unassigned": report.unassigned, "rows_removed": report.rows_removed}
 
 
-def _extract_ntu(name: str, path: Path, spec: DatasetSpec) -> Tuple[SampleName, RawSample]:
+def _extract_ntu(name: str, path: RawSource, spec: DatasetSpec) -> Tuple[SampleName, RawSample]:
     fields = check_ntu_name(name, path, spec)
     raw = group_bodies(name, read_skeleton(path))
     if not raw.bodies:

@@ -1,22 +1,28 @@
 """Reading raw files: every way a path can fail to be a readable text file, as a plain per-file reason.
 
-A build walks folders of tens of thousands of files. A folder or a dangling link that happens to be named
-``*.skeleton``, a file without read permission, or a file saved in another text encoding must cost that
-one file (recorded with its reason), never the build. Both readers (:mod:`.ntu`, :mod:`.ucla`) read
-through :func:`read_raw_bytes` and :func:`check_text_encoding`.
+A build walks folders (or zip files, :mod:`._archives`) of tens of thousands of files. A folder or a
+dangling link that happens to be named ``*.skeleton``, a file without read permission, a damaged zip
+member, or a file saved in another text encoding must cost that one file (recorded with its reason),
+never the build. Both readers (:mod:`.ntu`, :mod:`.ucla`) read through :func:`read_raw_bytes` and
+:func:`check_text_encoding`.
 """
 from __future__ import annotations
 
 import errno
 import os
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 
 from ..errors import MalformedFileError
 from ..layouts import PLAUSIBLE_COORDINATE
+from ._archives import ArchiveMember, read_member
 
-__all__ = ["read_raw_bytes", "check_text_encoding", "check_coordinates"]
+__all__ = ["RawSource", "raw_source", "read_raw_bytes", "check_text_encoding", "check_coordinates"]
+
+#: Where a raw file is: a path, or a member of a zip file. Both have ``.name``; ``str()`` names it in messages.
+RawSource = Union[Path, ArchiveMember]
 
 #: Byte-order marks, longest first (UTF-32's start with UTF-16's), and the encodings they announce.
 _BYTE_ORDER_MARKS = ((b"\xff\xfe\x00\x00", "UTF-32 (little-endian)"), (b"\x00\x00\xfe\xff", "UTF-32 (big-endian)"),
@@ -24,8 +30,16 @@ _BYTE_ORDER_MARKS = ((b"\xff\xfe\x00\x00", "UTF-32 (little-endian)"), (b"\x00\x0
                      (b"\xfe\xff", "UTF-16 (big-endian)"))
 
 
-def read_raw_bytes(path: Path) -> bytes:
-    """The bytes of ``path``, or :class:`MalformedFileError` saying in plain words why it cannot be read."""
+def raw_source(path: Union[str, Path, ArchiveMember]) -> RawSource:
+    """``path`` as a :data:`RawSource`: a zip member stays one, anything else becomes a ``Path``."""
+    return path if isinstance(path, ArchiveMember) else Path(path)
+
+
+def read_raw_bytes(path: RawSource) -> bytes:
+    """The bytes of ``path`` (a file or a zip member), or :class:`MalformedFileError` saying in plain words
+    why it cannot be read."""
+    if isinstance(path, ArchiveMember):
+        return read_member(path)
     try:
         return path.read_bytes()
     except OSError as exc:

@@ -32,7 +32,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import MalformedFileError
-from ._files import check_coordinates, check_text_encoding, read_raw_bytes
+from ._archives import ArchiveMember
+from ._files import check_coordinates, check_text_encoding, raw_source, read_raw_bytes
 from ._decimal import MAX_TOKEN_CHARS, parse_plain_decimals
 
 NUM_JOINTS = 25
@@ -100,10 +101,10 @@ class SkeletonRecords:
         return self.raw_frames - len(self.dropped_frames)
 
 
-def read_skeleton(path: Union[str, Path]) -> SkeletonRecords:
-    """Read and parse one ``.skeleton`` file. Raises :class:`MalformedFileError` naming the file."""
-    path = Path(path)
-    return parse_skeleton(read_raw_bytes(path), str(path))
+def read_skeleton(path: Union[str, Path, ArchiveMember]) -> SkeletonRecords:
+    """Read and parse one ``.skeleton`` file (or zip member). Raises :class:`MalformedFileError` naming it."""
+    source = raw_source(path)
+    return parse_skeleton(read_raw_bytes(source), str(source))
 
 
 def parse_skeleton(data: bytes, source: str = "<bytes>") -> SkeletonRecords:

@@ -19,7 +19,8 @@ from typing import Union
 import numpy as np
 
 from ..errors import MalformedFileError
-from ._files import check_coordinates, check_text_encoding, read_raw_bytes
+from ._archives import ArchiveMember
+from ._files import check_coordinates, check_text_encoding, raw_source, read_raw_bytes
 
 NUM_JOINTS = 20
 ACTIONS = (1, 2, 3, 4, 5, 6, 8, 9, 11, 12)
@@ -59,31 +60,33 @@ def parse_ucla_name(name: str) -> UclaName:
     return UclaName(stem, action, subject, take, view)
 
 
-def read_ucla(path: Union[str, Path]) -> np.ndarray:
-    """The joints of one ``all_sqe`` file, float32 ``(T, 20, 3)``; errors name the file and the problem."""
-    path = Path(path)
-    fields = parse_ucla_name(path.name)
-    data = read_raw_bytes(path)
-    check_text_encoding(data, str(path), "NW-UCLA JSON")
+def read_ucla(path: Union[str, Path, ArchiveMember]) -> np.ndarray:
+    """The joints of one ``all_sqe`` file (or zip member), float32 ``(T, 20, 3)``; errors name the file and
+    the problem."""
+    source = raw_source(path)
+    fields = parse_ucla_name(source.name)
+    data = read_raw_bytes(source)
+    where = str(source)
+    check_text_encoding(data, where, "NW-UCLA JSON")
     try:
         record = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedFileError(str(path), f"not valid JSON ({exc})") from None
+        raise MalformedFileError(where, f"not valid JSON ({exc})") from None
     if not isinstance(record, dict) or "skeletons" not in record:
-        raise MalformedFileError(str(path), "expected a JSON object with a 'skeletons' key")
+        raise MalformedFileError(where, "expected a JSON object with a 'skeletons' key")
     if record.get("file_name", fields.name) != fields.name:
-        raise MalformedFileError(str(path), f"file_name {record['file_name']!r} does not match the file's name")
+        raise MalformedFileError(where, f"file_name {record['file_name']!r} does not match the file's name")
     if "label" in record and record["label"] != fields.label + 1:
-        raise MalformedFileError(str(path), f"label {record['label']!r} does not match action "
-                                            f"a{fields.action:02d} (expected {fields.label + 1})")
+        raise MalformedFileError(where, f"label {record['label']!r} does not match action "
+                                        f"a{fields.action:02d} (expected {fields.label + 1})")
     try:
         joints = np.asarray(record["skeletons"], dtype=np.float64)
     except (TypeError, ValueError):
-        raise MalformedFileError(str(path), "'skeletons' is not a T x 20 x 3 array of numbers") from None
+        raise MalformedFileError(where, "'skeletons' is not a T x 20 x 3 array of numbers") from None
     if joints.ndim != 3 or joints.shape[1:] != (NUM_JOINTS, 3) or len(joints) == 0:
-        raise MalformedFileError(str(path), f"'skeletons' has shape {joints.shape}, expected (T >= 1, 20, 3)")
+        raise MalformedFileError(where, f"'skeletons' has shape {joints.shape}, expected (T >= 1, 20, 3)")
     if not np.isfinite(joints).all():
-        raise MalformedFileError(str(path), "'skeletons' holds a value that is not finite")
-    check_coordinates(joints, str(path), lambda flat: "frame {}, joint {}, {}".format(
+        raise MalformedFileError(where, "'skeletons' holds a value that is not finite")
+    check_coordinates(joints, where, lambda flat: "frame {}, joint {}, {}".format(
         flat // 60 + 1, flat % 60 // 3 + 1, "xyz"[flat % 3]))
     return joints.astype(np.float32)
