@@ -86,21 +86,28 @@ def _config_options(fn: Callable) -> Callable:
 
 def _explicit_values(ctx: click.Context, values: Dict[str, Any]) -> Dict[str, Any]:
     """The configuration values given on the command line (not left at their defaults)."""
-    from csre_models.config import ConfigError, config_fields
+    from csre_models.config import config_fields
 
     explicit = {}
     for spec in config_fields():
         if ctx.get_parameter_source(spec.name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
             explicit[spec.name] = values[spec.name]
     if "encoder_options" in explicit:
-        pairs = {}
-        for item in explicit["encoder_options"]:
-            key, separator, text = item.partition("=")
-            if not separator or not key:
-                raise ConfigError(f"--encoder-option {item!r}: expected KEY=VALUE")
-            pairs[key] = yaml.safe_load(text)
-        explicit["encoder_options"] = pairs
+        explicit["encoder_options"] = _key_values(explicit["encoder_options"], "--encoder-option")
     return explicit
+
+
+def _key_values(items: Sequence[str], flag: str) -> Dict[str, Any]:
+    """``KEY=VALUE`` items as a mapping, each value read as YAML (``faithful=false`` is a boolean)."""
+    from csre_models.config import ConfigError
+
+    pairs = {}
+    for item in items:
+        key, separator, text = item.partition("=")
+        if not separator or not key:
+            raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE")
+        pairs[key] = yaml.safe_load(text)
+    return pairs
 
 
 @click.command(context_settings=CONTEXT)
@@ -128,6 +135,10 @@ def train(ctx: click.Context, config_file: str, resume: bool, auto_resume: bool,
     the epoch of best validation accuracy is the result (best.pt). Without it nothing is selected: the last
     epoch is the result and the test accuracy is only reported. Nothing is ever chosen on the test set.
 
+    Initialisation: --init-from FILE loads encoder weights before the first step, from an official
+    repository's state dict or a csre_models checkpoint; the classifier too when the class counts match,
+    else it is re-initialised (the log and env.json say which). A new run only: not with --resume.
+
     Distributed: run the same command under torchrun (one process per GPU, or per CPU share with gloo);
     --batch-size stays the global batch.
 
@@ -137,6 +148,7 @@ def train(ctx: click.Context, config_file: str, resume: bool, auto_resume: bool,
       csre-train --config configs/ctrgcn/ntu60-xsub-joint.yaml --store ntu60.h5 --val-fraction 0.05
       csre-train --config configs/ctrgcn/ntu60-xsub-joint.yaml --store ntu60.h5 --resume
       csre-train --store ntu60.h5 --benchmark xsub --encoder ctrgcn --no-csre --max-steps 20
+      csre-train --config configs/ctrgcn/ntu120-xsub-joint.yaml --store ntu120.h5 --init-from ctrgcn_ntu60.pt
       torchrun --nproc_per_node=2 --no-python csre-train --config configs/ctrgcn/ntu60-xsub-joint.yaml \\
                --store ntu60.h5
     """
@@ -144,8 +156,13 @@ def train(ctx: click.Context, config_file: str, resume: bool, auto_resume: bool,
     from csre_models.engine import prepare_config
     from csre_models.engine import train as run_training
 
+    from csre_models.config import ConfigError
+
     file_values = load_config_file(config_file) if config_file else {}
     explicit = _explicit_values(ctx, values)
+    if resume and explicit.get("init_from"):
+        raise ConfigError("--init-from starts a new run from given weights; --resume continues a run from its "
+                          "last.pt: give one of them")
     config = resolve_config(file_values, explicit)
     if auto_resume and not resume:
         work_dir = config.work_dir or prepare_config(config).work_dir
@@ -198,7 +215,8 @@ def _write_report_and_figure(scores, report: Optional[str], confusion: Optional[
 
 @click.command(context_settings=CONTEXT)
 @click.option("--checkpoint", required=True, type=click.Path(dir_okay=False),
-              help="A training checkpoint (last.pt, best.pt) or an exported encoder.pt.")
+              help="A training checkpoint (last.pt, best.pt), an exported encoder.pt, or (with --encoder) a state "
+                   "dict in the official repository's key layout.")
 @click.option("--store", required=True, type=click.Path(dir_okay=False), help="Store to evaluate on.")
 @click.option("--benchmark", default=None, help="Benchmark (default: the one the model was trained on).")
 @click.option("--part", default="test", show_default=True, type=click.Choice(["test", "val", "train"]),
@@ -210,41 +228,84 @@ def _write_report_and_figure(scores, report: Optional[str], confusion: Optional[
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("--num-workers", default=2, show_default=True, type=click.IntRange(min=0))
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+@click.option("--clips", default=None, type=click.IntRange(min=1),
+              help="Temporal clips per sample whose softmax probabilities are averaged (PYSKL's multi-clip "
+                   "testing; scores = log of the mean probabilities). Default: the run's test_clips, else 1.")
+@click.option("--encoder", default=None,
+              help="Encoder of an official state dict (hcn, agcn, ctrgcn, hyperformer, blockgcn): a --checkpoint "
+                   "that is not a csre_models checkpoint is read in its official key layout.")
+@click.option("--reference-weights", is_flag=True,
+              help="Read --checkpoint as an official state dict even if it is a csre_models checkpoint.")
+@click.option("--stream", default=None, help="Official weights: input stream (default joint).")
+@click.option("--window", default=None, type=click.IntRange(min=1),
+              help="Official weights: frames per input (default: 64 NTU, 52 NW-UCLA).")
+@click.option("--spine-relative/--no-spine-relative", default=None,
+              help="Official weights: the feeder variant (default: the encoder's published recipe, spine-relative "
+                   "for hyperformer and for blockgcn on NTU).")
+@click.option("--encoder-option", "encoder_option", multiple=True, metavar="KEY=VALUE",
+              help="Official weights: an encoder option over the published recipe's (repeatable).")
 @_reports_errors("csre-eval")
 def evaluate(checkpoint: str, store: str, benchmark: str, part: str, out: str, report: Optional[str],
              confusion: Optional[str], overwrite: bool, device: str, batch_size: int, num_workers: int,
-             progress: bool) -> None:
+             progress: bool, clips: Optional[int], encoder: Optional[str], reference_weights: bool,
+             stream: Optional[str], window: Optional[int], spine_relative: Optional[bool],
+             encoder_option: Tuple[str, ...]) -> None:
     """Evaluate a trained encoder and write its scores (names, logits, labels) to an .npz file.
 
-    The stream, window and feeder variant are those the model was trained with; only the encoder runs
+    For a csre_models checkpoint the stream, window, feeder variant and test clips are those the model was
+    trained with; only the encoder runs
     (the CSRE head is not needed at inference). The score file records its stream, data set and part, which
     csre-ensemble uses to apply presets by stream and to refuse tuning on test scores.
 
     Validation scores (--part val) are what csre-ensemble --tune-on chooses weights on: they equal the
     run's own scores_val.npz.
 
+    Official weights: a --checkpoint that is not a csre_models checkpoint (or any, with --reference-weights)
+    is read as a state dict of --encoder in its official repository's key layout (module. prefix and
+    {'state_dict': ...} wrappers accepted; every key and shape checked). The store gives classes, joint
+    layout and persons; --window, --stream, --spine-relative and --encoder-option default to the encoder's
+    published recipe (configs/). --benchmark is needed when the store has several.
+
+    Multi-clip testing: --clips N evaluates N deterministic temporal clips per sample (clip 0 the usual test
+    input, the others training-style crops drawn with seed (255, k)) and averages their softmax, as PYSKL.
+
     \b
     Example:
       csre-eval --checkpoint work_dirs/ctrgcn-csre-ucla-xview-joint/encoder.pt --store ucla.h5 \\
                 --out ucla-joint.npz --report ucla-joint.json --confusion ucla-joint.png
       csre-eval --checkpoint work_dirs/<run>/encoder.pt --store ntu60.h5 --part val --out joint-val.npz
+      csre-eval --checkpoint ntu60_xsub_joint.pt --encoder ctrgcn --store ntu60.h5 --benchmark xsub \\
+                --out official.npz
+      csre-eval --checkpoint work_dirs/<run>/encoder.pt --store ntu60.h5 --clips 10 --out joint-10clips.npz
     """
     from csre_models.checkpoint import store_fingerprint
+    from csre_models.config import ConfigError
     from csre_models.engine import evaluate_checkpoint
     from csre_models.ensemble import save_scores
 
     from ._common import refuse_existing
 
     refuse_existing(out, report, confusion, overwrite=overwrite)
+    if reference_weights and encoder is None:
+        raise ConfigError("--reference-weights reads --checkpoint in an encoder's official key layout: give --encoder")
+    options = _key_values(encoder_option, "--encoder-option")
     scores, payload = evaluate_checkpoint(checkpoint, store, benchmark, part, device, batch_size, num_workers,
-                                          progress)
-    if payload["store_fingerprint"] != store_fingerprint(store):
+                                          progress, encoder=encoder, reference_weights=reference_weights,
+                                          stream=stream, window=window, spine_relative=spine_relative,
+                                          encoder_options=options or None, clips=clips)
+    if payload["kind"] == "reference":
+        arguments = payload["model_arguments"]
+        click.echo(f"{checkpoint}: {payload['weights']} read as {arguments['name']} (official key layout), "
+                   f"{payload['benchmark']}, stream {payload['stream']}, window {arguments['window']}, "
+                   f"{'spine-relative' if payload['spine_relative'] else 'plain'} feeder", err=True)
+    elif payload["store_fingerprint"] != store_fingerprint(store):
         click.echo(f"csre-eval: note: {store} is not the store this model was trained on", err=True)
     save_scores(out, scores)
     click.echo(f"{len(scores.labels)} samples: top-1 {scores.accuracy(1):.4f}, top-5 {scores.accuracy(5):.4f}; "
                f"wrote {out}")
+    clip_count = int(scores.extra["clips"]) if "clips" in scores.extra else 1
     _write_report_and_figure(scores, report, confusion, f"{Path(checkpoint).parent.name or checkpoint} ({part})",
-                             checkpoint=str(checkpoint), part=part)
+                             checkpoint=str(checkpoint), part=part, clips=clip_count)
 
 
 # --------------------------------------------------------------------------------------- csre-ensemble

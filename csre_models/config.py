@@ -30,7 +30,7 @@ __all__ = ["TrainConfig", "ConfigError", "FIXED_ON_RESUME", "STREAMS", "config_f
 STREAMS = ("joint", "bone", "joint_motion", "bone_motion")
 
 #: Fields that define the model, its data and the optimiser state: a resumed run must keep them.
-FIXED_ON_RESUME = ("benchmark", "encoder", "encoder_options", "stream", "csre", "window", "spine_relative",
+FIXED_ON_RESUME = ("benchmark", "encoder", "encoder_options", "init_from", "stream", "csre", "window", "spine_relative",
                    "val_fraction", "batch_size", "seed", "csre_dim", "csre_reduction", "optimizer")
 
 
@@ -57,12 +57,21 @@ class TrainConfig:
     encoder: str = _option("ctrgcn", "Encoder (csre_models.list_encoders()).")
     encoder_options: Dict[str, Any] = _option({}, "Encoder-specific keyword arguments of create_encoder (a YAML "
                                                   "mapping; on the command line KEY=VALUE, repeatable).")
+    init_from: Optional[str] = _option(None, "Start from these encoder weights instead of a random initialisation: a "
+                                             "state dict in the official repository's key layout (module. prefix "
+                                             "and {'state_dict': ...} wrappers accepted) or a csre_models "
+                                             "checkpoint / encoder.pt. The classifier is loaded only when its "
+                                             "class count matches the store's, else re-initialised. Not with "
+                                             "--resume.")
     stream: str = _option("joint", "Input stream: " + ", ".join(STREAMS) + ".")
     csre: bool = _option(True, "Train with the CSRE head (STFD + memory-bank contrast); --no-csre trains the "
                                "plain encoder.")
     epochs: int = _option(65, "Training epochs.")
     batch_size: int = _option(64, "Global training batch (split evenly over the processes of a torchrun job).")
     test_batch_size: int = _option(64, "Evaluation batch per process.")
+    test_clips: int = _option(1, "Temporal clips per test sample whose softmax probabilities are averaged, as PYSKL's "
+                                 "multi-clip testing (1: the single deterministic test input). Clip 0 is that "
+                                 "input; clip k > 0 a training-style temporal crop drawn with seed (255, k).")
     optimizer: str = _option("sgd", "Optimiser: sgd (Nesterov momentum, the GCN recipes) or adam (betas 0.9, "
                                     "0.999: HCN's).")
     lr: float = _option(0.1, "Base learning rate, reached at the end of the warm-up.")

@@ -3,6 +3,8 @@
 :func:`train` runs one training job from a resolved :class:`~csre_models.config.TrainConfig`, as one
 process or as one rank of a ``torchrun`` job (DistributedDataParallel, see :mod:`.distributed`):
 
+* **Initialisation.** Seeded; with ``init_from``, the encoder's weights are then loaded from an official state
+  dict or a csre_models checkpoint (:mod:`.weights`), the classifier only when the class counts match.
 * **Model.** With CSRE, ``CSREModel(encoder, bank_labels=<labels of the training part's bank slots>)``
   trained on ``CE + w * (L_spa + L_tem) / 2``; without (``csre=False``), the plain encoder on CE. Either
   way evaluation and the exported ``encoder.pt`` use the encoder alone: the CSRE head is training-only.
@@ -70,9 +72,10 @@ from .distributed import (WorldInfo, all_gather_objects, all_reduce_sum, barrier
                           init_distributed, is_distributed, shutdown_distributed, world_info_from_env,
                           wrap_ddp)
 from .encoders import list_encoders
-from .ensemble import Scores, save_scores, with_metadata
+from .ensemble import Scores, average_clip_logits, save_scores, with_metadata
 from .precision import FP32_CPU, Precision, resolve_precision
 from .schedule import OPTIMIZERS, build_optimizer
+from .weights import REFERENCE, LoadReport, Weights, build_reference_encoder, load_weights, read_weights
 
 __all__ = ["TrainResult", "train", "evaluate", "evaluate_checkpoint", "training_step", "build_model",
            "resolve_device", "prepare_config", "validation_samples", "takes_joint_input", "EpochBatches",
@@ -261,34 +264,62 @@ def _forward_encoder(encoder: nn.Module, x: torch.Tensor, joint: Optional[torch.
     return encoder(x) if joint is None else encoder(x, joint=joint)
 
 
+class _TestClip(Dataset):
+    """Test clip ``clip`` of every item of a test-time dataset (multi-clip testing)."""
+
+    def __init__(self, dataset: SkeletonDataset, clip: int):
+        self.dataset, self.clip = dataset, clip
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, position: int):
+        return self.dataset.item(position, clip=self.clip)
+
+
 @torch.no_grad()
 def evaluate(encoder: nn.Module, dataset: SkeletonDataset, positions: Optional[np.ndarray], device: torch.device,
              batch_size: int, num_workers: int = 0, precision: Optional[Precision] = None,
              world: Optional[WorldInfo] = None,
-             progress: bool = False, description: str = "eval") -> Scores:
+             progress: bool = False, description: str = "eval", clips: int = 1) -> Scores:
     """Logits of ``encoder`` on the test-time items ``positions`` of ``dataset`` (all when ``None``).
+
+    With ``clips > 1``, each item is evaluated on clips ``0 .. clips - 1``
+    (:meth:`SkeletonDataset.item`'s ``clip``) and the result is the logarithm of the mean of their softmax
+    probabilities (:func:`~csre_models.ensemble.average_clip_logits`, PYSKL's ``average_clips='prob'``);
+    with 1 it is the plain logits of the test input.
 
     Under torch.distributed every rank evaluates a contiguous share and every rank returns the whole
     result, in ``positions`` order. The encoder is left in eval mode.
     """
+    if clips < 1:
+        raise ConfigError(f"--clips must be at least 1, got {clips}")
     world = world or WorldInfo()
     positions = np.arange(len(dataset)) if positions is None else np.asarray(positions)
     share = np.array_split(positions, world.world_size)[world.rank]
-    loader = DataLoader(Subset(dataset, share.tolist()), batch_size=batch_size, shuffle=False,
-                        num_workers=num_workers, pin_memory=device.type == "cuda",
-                        generator=torch.Generator())
     encoder.eval()
-    outputs = []
-    for batch in tqdm(loader, desc=description, leave=False, disable=not progress, file=sys.stderr):
-        x, _, _, *joint = _batch_inputs(batch, device)
-        with (precision or FP32_CPU).autocast():
-            logits = _forward_encoder(encoder, x, joint[0] if joint else None)
-        outputs.append(logits.float().cpu().numpy())
-    classes = dataset.num_classes
-    mine = np.concatenate(outputs) if outputs else np.zeros((0, classes), dtype=np.float32)
-    logits = np.concatenate(all_gather_objects(mine))
+    per_clip = []
+    for clip in range(clips):
+        items = dataset if clip == 0 else _TestClip(dataset, clip)
+        loader = DataLoader(Subset(items, share.tolist()), batch_size=batch_size, shuffle=False,
+                            num_workers=num_workers, pin_memory=device.type == "cuda",
+                            generator=torch.Generator())
+        outputs = []
+        label = description if clips == 1 else f"{description} clip {clip + 1}/{clips}"
+        for batch in tqdm(loader, desc=label, leave=False, disable=not progress, file=sys.stderr):
+            x, _, _, *joint = _batch_inputs(batch, device)
+            with (precision or FP32_CPU).autocast():
+                logits = _forward_encoder(encoder, x, joint[0] if joint else None)
+            outputs.append(logits.float().cpu().numpy())
+        classes = dataset.num_classes
+        mine = np.concatenate(outputs) if outputs else np.zeros((0, classes), dtype=np.float32)
+        per_clip.append(np.concatenate(all_gather_objects(mine)))
+    logits = per_clip[0] if clips == 1 else average_clip_logits(per_clip)
     names = np.asarray(dataset.names, dtype=str)[positions % dataset.num_samples]
-    return Scores(names, logits, dataset.labels[positions % dataset.num_samples])
+    scores = Scores(names, logits, dataset.labels[positions % dataset.num_samples])
+    if clips > 1:
+        scores.extra.update(clips=np.asarray(clips), clip_average=np.asarray("prob"))
+    return scores
 
 
 def with_part_metadata(scores: Scores, dataset: SkeletonDataset, part: str) -> Scores:
@@ -298,43 +329,100 @@ def with_part_metadata(scores: Scores, dataset: SkeletonDataset, part: str) -> S
 
 def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = None, part: str = "test",
                         device: Optional[str] = None, batch_size: int = 64, num_workers: int = 0,
-                        progress: bool = False) -> Tuple[Scores, Dict[str, Any]]:
-    """Scores of the encoder in ``checkpoint`` (a training checkpoint or an exported ``encoder.pt``) on
-    ``part`` of ``benchmark`` (default: the one it was trained on) of ``store``, with the input stream,
-    window and feeder variant it was trained with. Returns the scores (recording stream, data set and
-    part) and the checkpoint's payload.
+                        progress: bool = False, *, encoder: Optional[str] = None, reference_weights: bool = False,
+                        stream: Optional[str] = None, window: Optional[int] = None,
+                        spine_relative: Optional[bool] = None, encoder_options: Optional[Dict[str, Any]] = None,
+                        clips: Optional[int] = None) -> Tuple[Scores, Dict[str, Any]]:
+    """Scores of the encoder in ``checkpoint`` on ``part`` of ``benchmark`` of ``store``. Returns the scores
+    (recording stream, data set and part) and the checkpoint's payload.
+
+    A csre_models checkpoint (training checkpoint or exported ``encoder.pt``) is evaluated with the input
+    stream, window, feeder variant and ``test_clips`` it was trained with, on its benchmark by default.
+
+    Any other file must be a state dict in the official key layout of ``encoder`` (:mod:`.weights`;
+    ``reference_weights`` reads even a csre_models checkpoint so). The store gives the classes, joint layout
+    and persons; ``window`` defaults to the layout's (64 NTU, 52 NW-UCLA), ``stream`` to ``joint``, the feeder
+    variant (``spine_relative``) and ``encoder_options`` to the shipped config's
+    (:func:`~csre_models.weights.published_recipe`), ``benchmark`` to the store's only one. Evaluated in
+    float32. The payload returned then is ``{"kind": "reference", "store_fingerprint": None, ...}``.
+
+    ``clips`` (default: the checkpoint's ``test_clips``, else 1) averages the softmax of that many
+    deterministic temporal clips per sample (:func:`evaluate`).
 
     ``part`` ``val`` is the validation samples the run held out of its training part: drawn again from
     the stored ``val_fraction`` and ``seed`` with :func:`validation_samples`, with test-time transforms, as
     :func:`build_data` draws them, so the scores equal the run's ``scores_val.npz``. That needs the run's
     benchmark and store (the draw depends on the training part's size and order)."""
-    encoder, payload = ckpt.load_encoder(checkpoint)
-    config = config_from_dict(payload["config"])
-    arguments = payload["model_arguments"]
-    benchmark = benchmark or config.benchmark
+    weights = read_weights(checkpoint, reference=reference_weights)
     try:
         check_store(store)
         with open_store(store) as opened:
             layout, classes, benchmarks = opened.layout.name, int(opened.attrs["num_classes"]), opened.benchmarks
+            persons = int(opened.attrs["max_bodies"])
     except StoreError as exc:
         raise ConfigError(f"--store: {exc}") from None
-    if (layout, classes) != (arguments["layout"], arguments["num_class"]):
-        raise ConfigError(f"{checkpoint} was trained on {arguments['layout']} with {arguments['num_class']} "
-                          f"classes; {store} has {layout} with {classes} classes")
-    if benchmark not in benchmarks:
-        raise ConfigError(f"--benchmark {benchmark}: not in {store}; it has {', '.join(benchmarks)}")
     if part not in PARTS:
         raise ConfigError(f"--part must be {', '.join(PARTS)}, got {part!r}")
+    if weights.kind == REFERENCE:
+        if encoder is None:
+            raise ConfigError(f"{checkpoint} is not a csre_models checkpoint but {weights.describe()}; give --encoder "
+                              f"({', '.join(list_encoders())}) to read it in that encoder's official key layout")
+        if encoder not in list_encoders():
+            raise ConfigError(f"unknown encoder {encoder!r}; known: {', '.join(list_encoders())}")
+        stream = stream or "joint"
+        if stream not in STREAMS:
+            raise ConfigError(f"unknown stream {stream!r}; known: {', '.join(STREAMS)}")
+        if part == "val":
+            raise ConfigError(f"--part val: {checkpoint} is an official state dict, which records no held-out "
+                              f"samples; evaluate --part test or train")
+        if benchmark is None:
+            if len(benchmarks) != 1:
+                raise ConfigError(f"--benchmark is required: {store} has {', '.join(benchmarks)} and official weights "
+                                  f"do not record theirs")
+            benchmark = benchmarks[0]
+        try:
+            model, arguments, spine_relative = build_reference_encoder(
+                weights, encoder, classes, layout, persons, window or default_window(layout), stream, spine_relative,
+                encoder_options)
+        except ckpt.CheckpointError:
+            raise
+        except (TypeError, ValueError) as exc:   # options the encoder does not take, or a window too short
+            raise ConfigError(f"--encoder {encoder}: {exc}") from None
+        precision_name, clips = "fp32", clips or 1
+        payload = {"kind": REFERENCE, "store_fingerprint": None, "model_arguments": arguments, "stream": stream,
+                   "spine_relative": spine_relative, "benchmark": benchmark, "weights": weights.describe()}
+    else:
+        given = [flag for flag, value in (("--stream", stream), ("--window", window),
+                                          ("--spine-relative", spine_relative), ("--encoder-option", encoder_options))
+                 if value is not None and value != {}]
+        if given:
+            raise ConfigError(f"{' and '.join(given)}: {checkpoint} is a csre_models checkpoint, which records what "
+                              f"its encoder was trained with; these options are for official state dicts")
+        if encoder is not None and encoder != weights.encoder:
+            raise ConfigError(f"--encoder {encoder}: {checkpoint} holds a {weights.encoder} encoder")
+        payload = weights.payload
+        config = config_from_dict(payload["config"])
+        arguments = payload["model_arguments"]
+        if (layout, classes) != (arguments["layout"], arguments["num_class"]):
+            raise ConfigError(f"{checkpoint} was trained on {arguments['layout']} with {arguments['num_class']} "
+                              f"classes; {store} has {layout} with {classes} classes")
+        model = ckpt.build_encoder(arguments)
+        model.load_state_dict(weights.state)
+        benchmark = benchmark or config.benchmark
+        stream, spine_relative, precision_name = config.stream, config.spine_relative, config.precision
+        clips = clips or config.test_clips
+    if benchmark not in benchmarks:
+        raise ConfigError(f"--benchmark {benchmark}: not in {store}; it has {', '.join(benchmarks)}")
     if part == "val":
         _check_validation_source(checkpoint, config, payload, store, benchmark)
     torch_device = resolve_device(device)
-    dataset = SkeletonDataset(store, benchmark, "train" if part == "val" else part, stream=config.stream, train=False,
-                              window=arguments["window"], spine_relative=config.spine_relative,
-                              return_joint=takes_joint_input(encoder))
+    dataset = SkeletonDataset(store, benchmark, "train" if part == "val" else part, stream=stream, train=False,
+                              window=arguments["window"], spine_relative=spine_relative,
+                              return_joint=takes_joint_input(model))
     positions = validation_samples(dataset.num_samples, config.val_fraction, config.seed) if part == "val" else None
-    precision = resolve_precision(config.precision, torch_device, fall_back=True)
-    scores = evaluate(encoder.to(torch_device), dataset, positions, torch_device, batch_size, num_workers,
-                      precision, progress=progress, description=part)
+    precision = resolve_precision(precision_name, torch_device, fall_back=True)
+    scores = evaluate(model.eval().to(torch_device), dataset, positions, torch_device, batch_size, num_workers,
+                      precision, progress=progress, description=part, clips=clips)
     return with_part_metadata(scores, dataset, part), payload
 
 
@@ -509,7 +597,7 @@ def prepare_config(config: TrainConfig) -> TrainConfig:
         raise ConfigError(f"unknown encoder {config.encoder!r}; known: {', '.join(list_encoders())}")
     if config.stream not in STREAMS:
         raise ConfigError(f"unknown stream {config.stream!r}; known: {', '.join(STREAMS)}")
-    numbers = {"epochs": 1, "batch_size": 1, "test_batch_size": 1, "num_workers": 0, "seed": 0,
+    numbers = {"epochs": 1, "batch_size": 1, "test_batch_size": 1, "test_clips": 1, "num_workers": 0, "seed": 0,
                "warmup_epochs": 0, "csre_positives": 1, "csre_negatives": 1, "csre_dim": 1, "csre_reduction": 1}
     for name, least in numbers.items():
         if getattr(config, name) < least:
@@ -559,15 +647,18 @@ def prepare_config(config: TrainConfig) -> TrainConfig:
 class Trainer:
     """One training run (one rank of it under torchrun); :func:`train` is the way to use it."""
 
-    def __init__(self, config: TrainConfig, world: WorldInfo, device: torch.device, work: WorkDir):
+    def __init__(self, config: TrainConfig, world: WorldInfo, device: torch.device, work: WorkDir,
+                 init_weights: Optional[Weights] = None):
         self.config, self.world, self.device = config, world, device
+        #: What ``init_from`` loaded (``None`` without it, and when resuming: last.pt holds the weights then).
+        self.init_report: Optional[LoadReport] = None
         self.precision = resolve_precision(config.precision, device)
         self.work, self.log = work, work.log
         self.fingerprint = ckpt.store_fingerprint(config.store)
         self.position = Position()
         self.meter = EpochMeter()
         self.best_val: Optional[float] = None
-        self._setup_model()
+        self._setup_model(init_weights)
         self.contrast_active = self._contrast_active()
         self.board = _tensorboard_writer(work) if config.tensorboard and world.is_main else None
         self.stop_signals: Optional[StopSignals] = None
@@ -576,7 +667,7 @@ class Trainer:
         self.last_progress = 0.0
 
     # -- setup ---------------------------------------------------------------------------------------
-    def _setup_model(self) -> None:
+    def _setup_model(self, init_weights: Optional[Weights] = None) -> None:
         config = self.config
         with open_store(config.store) as store:
             self.model_args = ckpt.model_arguments(config.encoder, store.attrs["num_classes"], store.layout.name,
@@ -590,6 +681,10 @@ class Trainer:
             raise ConfigError(f"--encoder-option {config.encoder_options}: {exc}") from None
         except ValueError as exc:  # an encoder that cannot be built for this input (e.g. HCN below 16 frames)
             raise ConfigError(f"--encoder {config.encoder}: {exc}") from None
+        if init_weights is not None:
+            # After the seeded initialisation, drawing nothing: a classifier that is not loaded keeps the weights
+            # a run without --init-from starts from, and everything else draws the same.
+            self.init_report = load_weights(encoder, self.model_args, init_weights, new_classifier=True)
         self.data = build_data(config, takes_joint_input(encoder))
         model = build_model(config, encoder, self.data.train.bank_labels).to(self.device)
         if config.compile:
@@ -624,6 +719,8 @@ class Trainer:
                       f" x repeat {data.train.repeat}" if data.train.repeat > 1 else "",
                       len(data.val_positions), len(data.test), len(data.train.bank_labels))
         self.log.info("encoder parameters %d, CSRE head parameters %d (training only)", parameters, head)
+        if self.init_report is not None:
+            self.log.info("%s", self.init_report.describe())
         self.log.info("device %s (%s%s), %d process(es), global batch %d, %d steps per epoch", self.device,
                       self.precision.describe(), ", encoder compiled" if config.compile else "",
                       self.world.world_size, config.batch_size,
@@ -830,7 +927,7 @@ class Trainer:
         dataset, positions = (self.data.test, None) if part == "test" else (self.data.val, self.data.val_positions)
         scores = evaluate(encoder_of(self.model), dataset, positions, self.device, self.config.test_batch_size,
                           self.config.num_workers, self.precision, self.world,
-                          self.config.progress and self.world.is_main, part)
+                          self.config.progress and self.world.is_main, part, clips=self.config.test_clips)
         self.model.train()
         return scores
 
@@ -1024,6 +1121,7 @@ def train(config: TrainConfig, resume: bool = False, file_values: Optional[Dict[
     world = world_info_from_env()
     changes: List[Tuple[str, Any, Any]] = []
     state: Dict[str, Any] = {}
+    init_weights: Optional[Weights] = None
     if resume:
         # With --work-dir the stored configuration supplies everything else; without, the work dir is the
         # default one of the configuration given.
@@ -1038,6 +1136,8 @@ def train(config: TrainConfig, resume: bool = False, file_values: Optional[Dict[
         if (Path(config.work_dir) / "last.pt").exists():
             raise ConfigError(f"{config.work_dir} already holds a run (last.pt); continue it with --resume or "
                               f"choose another --work-dir")
+        if config.init_from:
+            init_weights = read_weights(config.init_from)   # before the work dir exists: a bad file leaves nothing
     if config.batch_size % world.world_size:
         raise ConfigError(f"--batch-size {config.batch_size} is the global batch; it must divide evenly over the "
                           f"{world.world_size} processes")
@@ -1048,7 +1148,8 @@ def train(config: TrainConfig, resume: bool = False, file_values: Optional[Dict[
         removed = [] if resume else work.forget_unfinished()
         stale = [path.name for name in ("last.pt", "best.pt", "encoder.pt", "scores_test.npz", "scores_val.npz")
                  for path in remove_stale_temporaries(work.file(name))] if world.is_main else []
-        trainer = Trainer(config, world, device, work)
+        trainer = Trainer(config, world, device, work, init_weights)
+        del init_weights
         if world.is_main:
             dump_config(config, work.file("config.yaml"))
         trainer.describe()
@@ -1063,8 +1164,10 @@ def train(config: TrainConfig, resume: bool = False, file_values: Optional[Dict[
             trainer.restore(state)
             del state
         if world.is_main:
-            runinfo.record_environment(work.path, runinfo.environment(device, trainer.fingerprint),
-                                       resumed_at_step=trainer.position.global_step if resume else None)
+            env = runinfo.environment(device, trainer.fingerprint)
+            if trainer.init_report is not None:
+                env["init_from"] = trainer.init_report.as_dict()
+            runinfo.record_environment(work.path, env, resumed_at_step=trainer.position.global_step if resume else None)
         with StopSignals() as stop_signals:
             trainer.stop_signals = stop_signals
             return trainer.run()

@@ -35,7 +35,7 @@ from skeldata.output import replacing
 __all__ = ["Scores", "ScoresError", "save_scores", "load_scores", "fuse", "top_k_accuracy", "METADATA_KEYS",
            "metadata_arrays", "metadata", "with_metadata", "class_names_of", "confusion_matrix",
            "classification_report", "DEFAULT_GRID", "tune_weights", "STREAM_ORDER", "Preset", "PRESETS",
-           "preset_weights", "check_tuning_parts"]
+           "preset_weights", "check_tuning_parts", "average_clip_logits"]
 
 PathLike = Union[str, Path]
 
@@ -81,6 +81,27 @@ def top_k_accuracy(logits: np.ndarray, labels: np.ndarray, k: int = 1) -> float:
     k = min(k, logits.shape[1])
     top = np.argpartition(-logits, k - 1, axis=1)[:, :k]
     return float((top == np.asarray(labels)[:, None]).any(axis=1).mean())
+
+
+def average_clip_logits(per_clip: Sequence[np.ndarray]) -> np.ndarray:
+    """Multi-clip testing: the clips' logits ``(clips, N, classes)`` averaged as PYSKL does by default
+    (``average_clips='prob'``: the mean of the clips' softmax probabilities), returned as the logarithm of
+    those mean probabilities, float32.
+
+    Their softmax is the averaged probabilities exactly and their ranking is PYSKL's, so top-k accuracies
+    and reports are PYSKL's; a score file keeps one kind of number (log-probabilities are logits). Computed
+    in float64 with the log-sum-exp shifts.
+    """
+    z = np.asarray(per_clip, dtype=np.float64)
+    if z.ndim != 3 or len(z) == 0:
+        raise ValueError(f"expected logits (clips, N, classes), got shape {z.shape}")
+    log_probabilities = z - _log_sum_exp(z, axis=2)[..., None]
+    return (_log_sum_exp(log_probabilities, axis=0) - math.log(len(z))).astype(np.float32)
+
+
+def _log_sum_exp(values: np.ndarray, axis: int) -> np.ndarray:
+    top = np.max(values, axis=axis, keepdims=True)
+    return np.squeeze(top, axis=axis) + np.log(np.sum(np.exp(values - top), axis=axis))
 
 
 # ------------------------------------------------------------------------------------------ metadata

@@ -20,6 +20,11 @@ For the engine and the command line:
   ``spine_relative=True`` is the CSRE / Hyperformer / BlockGCN feeder (joints relative to the spine
   joint with its trajectory kept; the bone stream keeps the spine trajectory). BlockGCN's NW-UCLA
   feeder has no spine step: use ``spine_relative=False`` there.
+* **Multi-clip testing**: ``item(position, clip=k)`` is test clip ``k`` of a test-time item: clip 0 the
+  input above, clip ``k > 0`` a temporal window drawn as in training (NTU: a crop of 50-100 % of the
+  valid frames at a random start; NW-UCLA: a sorted draw of frames) from a generator seeded by
+  ``(255, k)`` (:func:`~csre_models.data.transforms.clip_generator`), without rotation or view
+  change, so every evaluation sees the same clips.
 * **BlockGCN's joint input**: ``return_joint=True`` appends a fourth element, the joint positions
   after crop, resize and rotation (NTU) or after the NW-UCLA transform, neither spine-relative nor
   bone nor motion, whatever ``stream`` is: what the official BlockGCN feeder returns first and passes
@@ -198,15 +203,23 @@ class SkeletonDataset(Dataset):
     def __getitem__(self, position: int):
         return self.item(position, _torch_seeded_generator() if self.random else None)
 
-    def item(self, position: int, rng: Optional[np.random.Generator] = None):
-        """Item ``position`` with the random draws taken from ``rng`` (required when :attr:`random`)."""
+    def item(self, position: int, rng: Optional[np.random.Generator] = None, clip: int = 0):
+        """Item ``position`` with the random draws taken from ``rng`` (required when :attr:`random`).
+
+        ``clip`` (test-time items only) selects one of the deterministic temporal windows of multi-clip
+        testing: 0 is the usual test input; ``k > 0`` crops (NTU) or samples frames (NW-UCLA) as training
+        does, with the draws of :func:`~csre_models.data.transforms.clip_generator` ``(k)`` and no
+        rotation or view change.
+        """
         if not -len(self) <= position < len(self):
             raise IndexError(f"position {position} out of range for a dataset of {len(self)} items")
         if self.random and rng is None:
             raise ValueError("a training item needs a numpy Generator for its random draws")
+        if clip and self.random:
+            raise ValueError("test clips are test-time items: train=False, no random crop or rotation")
         position %= len(self)
         k = position % self.num_samples
-        positions = self._positions(self._sequence(k), rng)
+        positions = self._positions(self._sequence(k), rng, T.clip_generator(clip))
         x = T.stream(positions, self.stream, self.layout, self.spine_relative).astype(np.float32)
         slot = position if self.slot_per_copy else k
         if self.return_joint:
@@ -223,13 +236,18 @@ class SkeletonDataset(Dataset):
             sequence = T.duplicate_first_body(sequence)
         return sequence
 
-    def _positions(self, sequence: np.ndarray, rng: Optional[np.random.Generator]) -> np.ndarray:
-        """Cropped, resized (and in training augmented) joint positions ``(C, window, V, M)``."""
+    def _positions(self, sequence: np.ndarray, rng: Optional[np.random.Generator],
+                   clip_rng: Optional[np.random.Generator] = None) -> np.ndarray:
+        """Cropped, resized (and in training augmented) joint positions ``(C, window, V, M)``; ``clip_rng``:
+        the draws of a test clip's window (multi-clip testing)."""
         if self.layout.name == "ucla20":
-            return T.ucla_positions(T.ucla_json_values(sequence[:, 0]), self.window, rng if self.train else None)
+            return T.ucla_positions(T.ucla_json_values(sequence[:, 0]), self.window, rng if self.train else None,
+                                    frames_rng=clip_rng)
         data = T.to_feeder_layout(sequence)
         valid = T.valid_frame_count(data)
-        if len(self.p_interval) == 1:
+        if clip_rng is not None:
+            start, stop = T.random_crop_bounds(valid, clip_rng, TRAIN_P_INTERVAL)
+        elif len(self.p_interval) == 1:
             start, stop = T.centre_crop_bounds(valid, self.p_interval[0])
         else:
             start, stop = T.random_crop_bounds(valid, rng, self.p_interval)

@@ -20,6 +20,10 @@ NW-UCLA (52 frames)::
 
     positions = ucla_positions(ucla_json_values(sequence[:, 0]))   # test; pass rng to augment
 
+Multi-clip testing: clip 0 is the test input above; clip ``k > 0`` draws its temporal window as training
+does (NTU: ``random_crop_bounds(valid, rng, (0.5, 1))``; NW-UCLA: ``ucla_positions(..., frames_rng=rng)``)
+from ``rng = clip_generator(k)``, with no rotation, view change or scaling.
+
 Then, for both, ``stream(positions, "bone_motion", layout, spine_relative_joints=True)``.
 """
 from __future__ import annotations
@@ -48,6 +52,9 @@ UCLA_MAX_DEGREES = 60
 UCLA_SCALE_RANGE = (0.5, 1.5)
 #: NW-UCLA training frame sampling draws from every frame index repeated this many times.
 UCLA_FRAME_REPEATS = 100
+#: Seed of the extra clips of multi-clip testing (:func:`clip_generator`): PYSKL's
+#: ``UniformSample`` test-time seed.
+TEST_CLIP_SEED = 255
 
 
 # ------------------------------------------------------------------------------------------- layout
@@ -93,6 +100,15 @@ def random_crop_bounds(valid: int, rng: np.random.Generator, p_range: Sequence[f
     length = min(max(int(np.floor(valid * p)), min_length), valid)
     start = int(rng.integers(0, valid - length + 1))
     return start, start + length
+
+
+def clip_generator(clip: int) -> Optional[np.random.Generator]:
+    """The random draws of test clip ``clip`` (multi-clip testing): ``None`` for clip 0, the deterministic
+    test input, and ``default_rng([TEST_CLIP_SEED, clip])`` for the others, so clip ``k`` of a sample is
+    the same in every evaluation, whatever the number of clips, the batch or the worker."""
+    if clip < 0:
+        raise ValueError(f"clip must be 0 or more, not {clip}")
+    return None if clip == 0 else np.random.default_rng([TEST_CLIP_SEED, clip])
 
 
 def _check_valid(valid: int) -> None:
@@ -190,19 +206,23 @@ def ucla_json_values(value: np.ndarray, digits: int = 6) -> np.ndarray:
     return np.where(places >= 0, np.round(value * scale) / scale, np.round(value / scale) * scale)
 
 
-def ucla_positions(value: np.ndarray, steps: int = 52, rng: Optional[np.random.Generator] = None) -> np.ndarray:
+def ucla_positions(value: np.ndarray, steps: int = 52, rng: Optional[np.random.Generator] = None,
+                   frames_rng: Optional[np.random.Generator] = None) -> np.ndarray:
     """The NW-UCLA feeder's joint positions from one body's frames ``(T, V, 3)``, as float64
     ``(3, steps, V, 1)``.
 
     Centred on joint 1 of frame 0, view-transformed (identity at test time; random angles and scale
     when ``rng`` is given), min-max normalised to [-1, 1] per coordinate, then ``steps`` frames
     (evenly spaced at test time, a sorted random draw with repetition when ``rng`` is given).
+    ``frames_rng`` (used only without ``rng``) draws the frames as in training but leaves the view alone:
+    the extra clips of multi-clip testing.
     """
     value = value.astype(np.float64)
     value = value - value[0, UCLA_CENTRE_JOINT]
     view = random_view(rng) if rng is not None else (0, 0, 1.0)
     value = min_max_normalise(view_transform(value, *view))
-    frames = random_frames(len(value), steps, rng) if rng is not None else evenly_spaced_frames(len(value), steps)
+    draws = rng if rng is not None else frames_rng
+    frames = random_frames(len(value), steps, draws) if draws is not None else evenly_spaced_frames(len(value), steps)
     return value[frames].transpose(2, 0, 1)[..., None]
 
 

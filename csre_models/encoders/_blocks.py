@@ -196,6 +196,18 @@ CSRE_HEAD_PREFIX = "std."
 _DATA_PARALLEL_PREFIX = "module."
 
 
+def reference_state(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """The encoder's entries of a state dict in an official repository's key layout: a ``module.`` prefix
+    (DataParallel checkpoints) stripped and the CSRE head's ``std.*`` keys left out."""
+    incoming: Dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        if key.startswith(_DATA_PARALLEL_PREFIX):
+            key = key[len(_DATA_PARALLEL_PREFIX):]
+        if not key.startswith(CSRE_HEAD_PREFIX):
+            incoming[key] = value
+    return incoming
+
+
 class SkeletonEncoder(nn.Module):
     """Interface of every skeleton encoder.
 
@@ -258,12 +270,7 @@ class SkeletonEncoder(nn.Module):
         of this encoder (BatchNorm buffers included) must be present; otherwise a ``KeyError`` or
         ``ValueError`` lists the offending keys and nothing is loaded.
         """
-        incoming: Dict[str, torch.Tensor] = {}
-        for key, value in state_dict.items():
-            if key.startswith(_DATA_PARALLEL_PREFIX):
-                key = key[len(_DATA_PARALLEL_PREFIX):]
-            if not key.startswith(CSRE_HEAD_PREFIX):
-                incoming[key] = value
+        incoming = reference_state(state_dict)
         own = self.state_dict()
         unknown = sorted(set(incoming) - set(own))
         missing = sorted(set(own) - set(incoming))

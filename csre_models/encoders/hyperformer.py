@@ -51,6 +51,14 @@ BODY_PARTS: Dict[str, Tuple[Tuple[str, ...], ...]] = {
     ),
 }
 
+#: The NW-UCLA bone streams' body parts (``joint_label`` of the official ``config/ucla/bone*.yaml``,
+#: ``[0,0,0,0,0,1,1,1,0,1,1,1,0,2,2,2,0,2,2,2]``): the ``body_parts`` option of those recipes.
+UCLA_BONE_BODY_PARTS: Tuple[Tuple[str, ...], ...] = (
+    ("HipCenter", "Spine", "ShoulderCenter", "Head", "ShoulderLeft", "ShoulderRight", "HipLeft", "HipRight"),
+    ("ElbowLeft", "WristLeft", "HandLeft", "ElbowRight", "WristRight", "HandRight"),
+    ("KneeLeft", "AnkleLeft", "FootLeft", "KneeRight", "AnkleRight", "FootRight"),
+)
+
 #: Channels per attention head; the width of every block is ``HEAD_DIM * num_heads``.
 HEAD_DIM = 24
 #: Groups of the attention's output projection (fixed in the official code, whatever the head count).
