@@ -3,7 +3,6 @@ encodings, and coordinates a Kinect cannot report are each recorded with a plain
 file is stored unchanged."""
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
