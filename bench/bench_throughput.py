@@ -278,7 +278,7 @@ def make_batch(config: TrainConfig, bank_labels: torch.Tensor, generator: torch.
 def run_step(variant: Variant, batch: tuple, config: TrainConfig, device: torch.device) -> None:
     with variant.context():
         training_step(variant.model, batch if variant.joint else batch[:3], variant.optimizer, variant.scaler,
-                      device, csre=variant.csre, csre_weight=config.csre_weight, amp=False,
+                      device, csre=variant.csre, csre_weight=config.csre_weight,
                       clip_grad_norm=config.clip_grad_norm)
 
 
