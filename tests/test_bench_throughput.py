@@ -40,7 +40,7 @@ def step_flops(csre: bool, batch: int) -> int:
     inputs = (torch.randn(batch, 3, 16, 25, 2), bank_labels[slots], slots)
     with FlopCounterMode(display=False) as counter:
         training_step(model, inputs, optimizer, torch.amp.GradScaler("cuda", enabled=False), torch.device("cpu"),
-                      csre=csre, csre_weight=1.0, amp=False)
+                      csre=csre, csre_weight=1.0)
     return counter.get_total_flops()
 
 
