@@ -148,6 +148,8 @@ def build(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int =
     if spec.family == "ntu":
         process = NTU_PIPELINES[pipeline]
         attrs["pipeline"] = PIPELINE_DESCRIPTIONS["stgcn" if pipeline == "stgcn" else "ntu"]
+        if pipeline == "stgcn":
+            attrs["single_body_fill"] = "zero"   # the ST-GCN-lineage files never copy a body into slot 2
     elif pipeline != "sgn":
         raise SkeldataError(f"--pipeline {pipeline} is an NTU pipeline; {spec.name} has one pipeline")
     pool = WorkerPool(jobs)  # before the output file is opened: workers may be forked

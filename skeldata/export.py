@@ -39,7 +39,7 @@ import numpy as np
 from .convert import pyskl
 from .splits import PARTS, get_benchmark
 from .output import replacing
-from .store import Store
+from .store import Store, pipeline_name
 
 #: The files ``export_stgcn_npy`` writes into its folder, by part.
 STGCN_FILES = {part: (f"{part}_data_joint.npy", f"{part}_label.pkl") for part in ("train", "val")}
@@ -47,8 +47,7 @@ STGCN_FILES = {part: (f"{part}_data_joint.npy", f"{part}_label.pkl") for part in
 
 def store_pipeline(store: Store) -> str:
     """``sgn`` or ``stgcn``: the ``skeldata build --pipeline`` that made an NTU store."""
-    attribute = store.attrs.get("pipeline") or {}
-    return attribute.get("name", "sgn") if isinstance(attribute, dict) else "sgn"
+    return pipeline_name(store.attrs)
 
 
 def export_stgcn_npy(store: Store, benchmark: str, out: Union[str, Path],

@@ -88,6 +88,13 @@ STGCN_SAMPLE_COLUMNS = {name: NTU_SAMPLE_COLUMNS[name] for name in (
     "frames_dropped", "bodies")}
 
 
+def pipeline_name(attrs: Mapping[str, object]) -> str:
+    """``sgn`` or ``stgcn``: the ``skeldata build --pipeline`` that made a file, from its ``pipeline``
+    attribute (stores written before the attribute named it are ``sgn``)."""
+    attribute = attrs.get("pipeline")
+    return attribute.get("name", "sgn") if isinstance(attribute, dict) else "sgn"
+
+
 def sample_columns(spec: DatasetSpec, imported: bool = False, pipeline: str = "sgn") -> Dict[str, object]:
     """The per-sample columns of a store of this data set (``imported``: made by ``skeldata import``;
     ``pipeline``: the ``skeldata build --pipeline`` that made it)."""
