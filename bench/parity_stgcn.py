@@ -7,8 +7,8 @@ scripts, byte for byte, or write their outputs as golden files.
         --golden fixtures/golden/stgcn_ntu60.json
 
 The scripts are NOT part of this project: ``--reference`` is a checkout holding
-``data_gen/ntu_gendata.py`` (2s-AGCN or MS-G3D; NTU60) or ``data_gen/ntu120_gendata.py`` (MS-G3D;
-NTU120) with its ``preprocess.py`` and ``rotation.py``. They run unmodified, as whole processes, from
+``data_gen/ntu_gendata.py`` (2s-AGCN; NTU60; MS-G3D's version stops at an ``input()`` call) or
+``data_gen/ntu120_gendata.py`` (MS-G3D; NTU120) with its ``preprocess.py`` and ``rotation.py``. They run unmodified, as whole processes, from
 their ``data_gen`` folder. Their only help is a start-up shim that makes ``os.listdir`` return sorted
 names, so that 2s-AGCN lists the files in MS-G3D's (and our) order instead of the file system's.
 They are told to ignore the files our build left out (they would keep an all-empty file as zeros,
@@ -119,7 +119,7 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reference", required=True, type=Path,
-                        help="checkout of 2s-AGCN (ntu60) or MS-G3D (ntu60, ntu120)")
+                        help="checkout of 2s-AGCN (ntu60) or MS-G3D (ntu120)")
     parser.add_argument("--dataset", required=True, choices=sorted(SCRIPTS))
     parser.add_argument("--raw", required=True, action="append", type=Path)
     parser.add_argument("--golden", type=Path, help="also keep the reference's outputs in this folder")
