@@ -140,3 +140,33 @@ def test_shared_parity_sets_are_byte_identical(tmp_path, set_name, dataset):
                 assert (ours / data).read_bytes() == (theirs / data).read_bytes(), f"{bench} {data}"
                 names, labels = labels_of(theirs / f"{part}_label.pkl")
                 assert labels_of(ours / f"{part}_label.pkl") == ([Path(n).name for n in names], labels)
+
+
+# ------------------------------------------------------------------------------ training recipes
+
+def test_the_2s_agcn_feeder_gives_the_stored_300_frames(fixture_store):
+    from csre_models.data.dataset import SkeletonDataset
+    dataset, out, _ = fixture_store
+    with open_store(out) as store:
+        bench = BENCHMARKS[dataset][0]
+        data = SkeletonDataset(store, bench, "train", train=True, window=300, crop=False, random_rot=False)
+        first = int(store.split(bench, "train")[0])
+        x, label, _ = data[0]
+        assert x.shape == (3, 300, 25, 2) and label == int(store.column("label")[first])
+        assert np.array_equal(np.asarray(x), store.sequence(first).transpose(3, 0, 2, 1))
+
+
+def test_an_stgcn_recipe_trains_on_an_stgcn_store_only(ntu_store, tmp_path):
+    from cli.train import train as train_command
+    out = tmp_path / "stgcn.h5"
+    build([FIXTURES / "ntu60"], out, "ntu60", pipeline="stgcn")
+    config = Path(__file__).resolve().parents[1] / "configs" / "agcn" / "ntu60-xsub-stgcn-joint.yaml"
+    flags = ["--config", config, "--batch-size", "2", "--max-steps", "1", "--num-workers", "0", "--no-progress",
+             "--device", "cpu"]
+    refused = CliRunner().invoke(train_command, [str(f) for f in flags + ["--store", ntu_store,
+                                                                         "--work-dir", tmp_path / "a"]])
+    assert refused.exit_code != 0
+    assert "built with --pipeline sgn" in refused.output + refused.stderr
+    result = CliRunner().invoke(train_command, [str(f) for f in flags + ["--store", out, "--work-dir", tmp_path / "b"]])
+    assert result.exit_code == 0, result.output
+    assert "window 300" in (tmp_path / "b" / "log.txt").read_text()

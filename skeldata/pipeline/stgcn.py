@@ -100,7 +100,7 @@ def _frame_sums(body: np.ndarray) -> np.ndarray:
     """float32 sum of every frame of ``body (T, V, C)``, rounded as a per-frame ``frame.sum()``.
 
     ``frame.sum()`` on the reference's view adds the 75 values in (C, V) order; summing the frame
-    any other way (``sum(axis=(1, 2))``) rounds differently in about one frame in three.
+    any other way (``sum(axis=(1, 2))``) rounds differently in three frames of four (random data).
     """
     frames = np.ascontiguousarray(body.transpose(0, 2, 1))
     return frames.reshape(len(frames), -1).sum(-1)
