@@ -91,7 +91,8 @@ class TrainConfig:
                                           "Hyperformer / BlockGCN feeders).")
     crop: bool = _option(True, "NTU: valid-frame crop resized to the window (the CTR-GCN-family feeders); "
                                "--no-crop feeds the first window frames as stored, as 2s-AGCN's feeder does "
-                               "on its 300-frame data (a --pipeline stgcn store with window 300).")
+                               "on its 300-frame data (a --pipeline stgcn store with window 300), e.g. "
+                               "--no-crop --window 300.")
     pipeline: Optional[str] = _option(None, "The skeldata build --pipeline the store must come from: sgn or "
                                             "stgcn (e.g. pipeline: stgcn in configs/agcn/ntu60-xsub-stgcn-joint.yaml); "
                                             "unset: any.")
