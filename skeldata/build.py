@@ -143,6 +143,8 @@ def build(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int =
     """
     if pipeline not in NTU_PIPELINES:
         raise SkeldataError(f"unknown pipeline {pipeline!r}; known: {', '.join(NTU_PIPELINES)}")
+    if pipeline != "sgn" and get_dataset(dataset).family != "ntu":
+        raise SkeldataError(f"--pipeline {pipeline} is an NTU pipeline; {dataset} has one pipeline")
     spec, files, summary, attrs = _start(raw_dirs, out, dataset, jobs)
     _, process = PROCESSORS[spec.family]
     if spec.family == "ntu":
@@ -150,8 +152,6 @@ def build(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int =
         attrs["pipeline"] = PIPELINE_DESCRIPTIONS["stgcn" if pipeline == "stgcn" else "ntu"]
         if pipeline == "stgcn":
             attrs["single_body_fill"] = "zero"   # the ST-GCN-lineage files never copy a body into slot 2
-    elif pipeline != "sgn":
-        raise SkeldataError(f"--pipeline {pipeline} is an NTU pipeline; {spec.name} has one pipeline")
     pool = WorkerPool(jobs)  # before the output file is opened: workers may be forked
     try:
         with pool, StoreWriter(out, spec, kind="store", streams=streams,

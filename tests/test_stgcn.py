@@ -105,6 +105,15 @@ def test_the_command_line_builds_and_exports(tmp_path):
         assert "--pipeline stgcn" in help_text if command == "build" else "stgcn-npy" in help_text
 
 
+def test_the_pipeline_option_is_checked_before_any_file_is_read(tmp_path):
+    from skeldata.errors import SkeldataError
+    with pytest.raises(SkeldataError, match="--pipeline stgcn is an NTU pipeline"):
+        build([FIXTURES / "ntu60"], tmp_path / "u.h5", "ucla", pipeline="stgcn")
+    with pytest.raises(SkeldataError, match="unknown pipeline 'foo'"):
+        build([FIXTURES / "ntu60"], tmp_path / "u.h5", "ntu60", pipeline="foo")
+    assert not list(tmp_path.iterdir())
+
+
 def test_files_the_reference_cannot_hold_are_left_out_with_a_reason(tmp_path):
     raw = tmp_path / "raw"
     shutil.copytree(FIXTURES / "ntu60", raw)
