@@ -60,9 +60,15 @@ _compression_option = click.option("--compression", default="lzf", show_default=
 @_quiet_option
 @_compression_option
 @_streams_option
+@click.option("--pipeline", default="sgn", show_default=True, type=click.Choice(["sgn", "stgcn"]),
+              help="NTU only. sgn: the SGN-family scripts (CTR-GCN, CSRE, ...; denoised actors, frames "
+                   "without a body removed). stgcn: the ST-GCN lineage, 2s-AGCN ntu_gendata.py + "
+                   "preprocess.py / MS-G3D ntu120_gendata.py (two most active body slots, 300 frames "
+                   "with repeated tail, centred per frame, rotated); export it with --format stgcn-npy. "
+                   "Example: skeldata build --dataset ntu60 --raw DIR --pipeline stgcn --out ntu60-stgcn.h5")
 @reports_errors
 def build(dataset: str, raw_dirs, out: str, jobs: int, allow_errors: bool, quiet: bool, compression: str,
-          streams) -> None:
+          streams, pipeline: str) -> None:
     """Raw .skeleton files to a store: extract, denoise and transform in one pass.
 
     The result is numerically identical to the published SGN-family scripts. Files whose frames
@@ -71,6 +77,9 @@ def build(dataset: str, raw_dirs, out: str, jobs: int, allow_errors: bool, quiet
 
     For NW-UCLA (--dataset ucla, --raw the all_sqe folder or a zip of it) the joints are stored as
     they are.
+
+    --pipeline stgcn stores what the ST-GCN-lineage scripts (2s-AGCN, MS-G3D) make of each file
+    instead, 300 frames per sample, byte for byte; all-empty files are left out all the same.
 
     A zip file given to --raw is read in place: its *.skeleton (or *.json) members, in any folder
     of the zip, are read by the workers straight from the archive. A damaged member is left out
@@ -82,10 +91,11 @@ def build(dataset: str, raw_dirs, out: str, jobs: int, allow_errors: bool, quiet
       skeldata build --dataset ntu120 --raw nturgb+d_skeletons --raw nturgb+d_skeletons120 \\
                      --out ntu120.h5 --jobs -1
       skeldata build --dataset ucla --raw NW-UCLA/all_sqe --out ucla.h5
+      skeldata build --dataset ntu60 --raw nturgb+d_skeletons --pipeline stgcn --out ntu60-stgcn.h5
     """
     from skeldata.build import build as run_build
     summary = run_build(raw_dirs, out, dataset, jobs=jobs, progress=not quiet, compression=compression,
-                        streams=streams)
+                        streams=streams, pipeline=pipeline)
     _print_summary("build", summary)
     _exit_for_errors(summary, allow_errors)
 
@@ -153,12 +163,15 @@ def transform(denoised_file: str, out: str, quiet: bool, compression: str, strea
 
 @main.command()
 @click.argument("store", type=click.Path(exists=True, dir_okay=False, path_type=str))
-@click.option("--format", "fmt", required=True, type=click.Choice(["sgn-npz", "pyskl"]),
+@click.option("--format", "fmt", required=True, type=click.Choice(["sgn-npz", "pyskl", "stgcn-npy"]),
               help="sgn-npz: the NTU60_CS.npz-style file of the SGN-family scripts (CTR-GCN, CSRE, ...); "
-                   "pyskl: the pyskl / mmaction2 annotation pickle, every benchmark of the store.")
+                   "pyskl: the pyskl / mmaction2 annotation pickle, every benchmark of the store; "
+                   "stgcn-npy (a store built with --pipeline stgcn): the folder 2s-AGCN / MS-G3D "
+                   "ntu_gendata writes, e.g. --format stgcn-npy --benchmark xsub --out ntu60/xsub.")
 @click.option("--benchmark", default=None,
-              help="Benchmark to export, sgn-npz only and required there: ntu60 xsub|xview, ntu120 xsub|xset.")
-@out_option("File to write.")
+              help="Benchmark to export, sgn-npz and stgcn-npy only and required there: ntu60 xsub|xview, "
+                   "ntu120 xsub|xset.")
+@out_option("File to write (stgcn-npy: the folder to write the four files into).")
 @reports_errors
 def export(store: str, fmt: str, benchmark: str, out: str) -> None:
     """Write a store in a format existing training code reads.
@@ -166,17 +179,28 @@ def export(store: str, fmt: str, benchmark: str, out: str) -> None:
     pyskl: split names are <bench>_train and <bench>_val (val is the store's test part); keypoint
     float32 (M, T, V, 3) with M the sample's bodies.
 
+    stgcn-npy: writes train_data_joint.npy, val_data_joint.npy (float32 (N, 3, 300, 25, 2)),
+    train_label.pkl and val_label.pkl ((names, labels)) into the --out folder, samples in name order
+    (as MS-G3D; 2s-AGCN lists files in os.listdir order). The names are file names such as
+    S001C001P001R001A001.skeleton: MS-G3D's NTU120 script stores full raw paths, which no export
+    can know.
+
     \b
     Example:
       skeldata export ntu60.h5 --format sgn-npz --benchmark xsub --out NTU60_CS.npz
       skeldata export ntu60.h5 --format pyskl --out ntu60_3danno.pkl
+      skeldata export ntu60-stgcn.h5 --format stgcn-npy --benchmark xsub --out data/ntu/xsub
     """
-    from skeldata.export import export_pyskl, export_sgn_npz
+    from skeldata.export import export_pyskl, export_sgn_npz, export_stgcn_npy
     from skeldata.store import open_store
 
     from .skeldata_convert import check_benchmark_option
     check_benchmark_option(fmt, benchmark)
     with open_store(store) as opened:
+        if fmt == "stgcn-npy":
+            sizes = export_stgcn_npy(opened, benchmark, out)
+            click.echo(f"skeldata export: {out}: {benchmark} train {sizes['train']:,}, val {sizes['val']:,} samples")
+            return
         if fmt == "pyskl":
             sizes = export_pyskl(opened, out)
             splits = ", ".join(f"{key} {count:,}" for key, count in sizes.items()) or "no split"
@@ -193,6 +217,8 @@ _REASON_LABELS = {
     "all_bodies_short": "every body 11 frames or shorter",
     "body_overflow": "tracking id repeated within a frame",
     "no_actor_frame": "actor 1 all zero",
+    "too_many_frames": "over 300 frames (stgcn)",
+    "zero_first_frame": "first frame sums to zero (stgcn)",
     "not_in_dataset": "outside the data set",
     "malformed": "malformed (errors)",
 }

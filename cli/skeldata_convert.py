@@ -15,11 +15,11 @@ FORMATS = ("sgn-npz", "pyskl")
 def check_benchmark_option(fmt: str, benchmark: Optional[str]) -> None:
     """``--benchmark`` is required with sgn-npz (the file holds one benchmark and does not say which)
     and meaningless with pyskl (the file names its benchmarks in ``split``)."""
-    if fmt == "sgn-npz" and benchmark is None:
-        fail("--benchmark is required with --format sgn-npz: the npz holds one benchmark "
+    if fmt in ("sgn-npz", "stgcn-npy") and benchmark is None:
+        fail(f"--benchmark is required with --format {fmt}: the files hold one benchmark "
              "(ntu60: xsub or xview; ntu120: xsub or xset)")
     if fmt == "pyskl" and benchmark is not None:
-        fail("--benchmark is for --format sgn-npz only: a pyskl file holds every benchmark in its 'split'")
+        fail("--benchmark is for --format sgn-npz only (and stgcn-npy): a pyskl file holds every benchmark in its 'split'")
 
 
 @click.command("import")

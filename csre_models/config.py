@@ -31,6 +31,7 @@ STREAMS = ("joint", "bone", "joint_motion", "bone_motion")
 
 #: Fields that define the model, its data and the optimiser state: a resumed run must keep them.
 FIXED_ON_RESUME = ("benchmark", "encoder", "encoder_options", "init_from", "stream", "csre", "window", "spine_relative",
+                   "crop", "pipeline",
                    "val_fraction", "batch_size", "seed", "csre_dim", "csre_reduction", "optimizer")
 
 
@@ -88,6 +89,13 @@ class TrainConfig:
     window: Optional[int] = _option(None, "Frames per sample (default: 64 for NTU, 52 for NW-UCLA).")
     spine_relative: bool = _option(False, "Joints relative to the spine, its trajectory kept (the "
                                           "Hyperformer / BlockGCN feeders).")
+    crop: bool = _option(True, "NTU: valid-frame crop resized to the window (the CTR-GCN-family feeders); "
+                               "--no-crop feeds the first window frames as stored, as 2s-AGCN's feeder does "
+                               "on its 300-frame data (a --pipeline stgcn store with window 300), e.g. "
+                               "--no-crop --window 300.")
+    pipeline: Optional[str] = _option(None, "The skeldata build --pipeline the store must come from: sgn or "
+                                            "stgcn (e.g. pipeline: stgcn in configs/agcn/ntu60-xsub-stgcn-joint.yaml); "
+                                            "unset: any.")
     random_rot: bool = _option(True, "Random rotation of NTU training inputs, up to 0.3 rad about each axis "
                                      "(CTR-GCN's feeder); --no-random-rot as HCN's. NW-UCLA has its own "
                                      "augmentation, always on.")

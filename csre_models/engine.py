@@ -61,6 +61,7 @@ from tqdm import tqdm
 from skeldata import open_store
 from skeldata.errors import StoreError
 from skeldata.output import remove_stale_temporaries, replacing
+from skeldata.store import pipeline_name
 
 from . import checkpoint as ckpt
 from . import runinfo
@@ -207,7 +208,7 @@ def build_data(config: TrainConfig, joint_input: bool) -> RunData:
     CSRE code does (otherwise its ~100 samples per class stay under the 128 hard positives and the
     contrastive term never starts)."""
     options = dict(stream=config.stream, window=config.window, spine_relative=config.spine_relative,
-                   return_joint=joint_input)
+                   return_joint=joint_input, crop=config.crop)
     # random_rot None: the dataset's own rule (NTU rotates in training; NW-UCLA takes no explicit value).
     train = SkeletonDataset(config.store, config.benchmark, "train", train=True, slot_per_copy=True,
                             random_rot=None if config.random_rot else False, **options)
@@ -389,6 +390,7 @@ def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = 
         except (TypeError, ValueError) as exc:   # options the encoder does not take, or a window too short
             raise ConfigError(f"--encoder {encoder}: {exc}") from None
         precision_name, clips = "fp32", clips or 1
+        crop = True
         payload = {"kind": REFERENCE, "store_fingerprint": None, "model_arguments": arguments, "stream": stream,
                    "spine_relative": spine_relative, "benchmark": benchmark, "weights": weights.describe()}
     else:
@@ -410,6 +412,7 @@ def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = 
         model.load_state_dict(weights.state)
         benchmark = benchmark or config.benchmark
         stream, spine_relative, precision_name = config.stream, config.spine_relative, config.precision
+        crop = config.crop
         clips = clips or config.test_clips
     if benchmark not in benchmarks:
         raise ConfigError(f"--benchmark {benchmark}: not in {store}; it has {', '.join(benchmarks)}")
@@ -418,7 +421,7 @@ def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = 
     torch_device = resolve_device(device)
     dataset = SkeletonDataset(store, benchmark, "train" if part == "val" else part, stream=stream, train=False,
                               window=arguments["window"], spine_relative=spine_relative,
-                              return_joint=takes_joint_input(model))
+                              return_joint=takes_joint_input(model), crop=crop)
     positions = validation_samples(dataset.num_samples, config.val_fraction, config.seed) if part == "val" else None
     precision = resolve_precision(precision_name, torch_device, fall_back=True)
     scores = evaluate(model.eval().to(torch_device), dataset, positions, torch_device, batch_size, num_workers,
@@ -612,6 +615,8 @@ def prepare_config(config: TrainConfig) -> TrainConfig:
         raise ConfigError(f"--max-steps must be at least 0, got {config.max_steps}")
     if not 0 <= config.val_fraction < 1:
         raise ConfigError(f"--val-fraction must be in [0, 1), got {config.val_fraction}")
+    if config.pipeline not in (None, "sgn", "stgcn"):
+        raise ConfigError(f"unknown pipeline {config.pipeline!r}; known: sgn, stgcn")
     if config.optimizer not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {config.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
     for name in ("lr_epoch_decay", "clip_grad_norm"):
@@ -622,12 +627,18 @@ def prepare_config(config: TrainConfig) -> TrainConfig:
         with open_store(config.store) as store:
             benchmarks, layout, dataset = store.benchmarks, store.layout.name, store.dataset.name
             classes = int(store.attrs["num_classes"])
+            pipeline = pipeline_name(store.attrs)
     except StoreError as exc:
         raise ConfigError(f"--store: {exc}") from None
     if config.dataset is not None and config.dataset != dataset:
         raise ConfigError(f"the configuration is for {config.dataset} but {config.store} holds {dataset} ({layout}, "
                           f"{classes} classes); use a {dataset} config (configs/<encoder>/{dataset}-...) or "
                           f"another store")
+    if config.pipeline is not None and layout == "ntu25" and config.pipeline != pipeline:
+        raise ConfigError(f"the configuration is for a store built with --pipeline {config.pipeline} but "
+                          f"{config.store} was built with --pipeline {pipeline}")
+    if not config.crop and layout != "ntu25":
+        raise ConfigError(f"--no-crop: NTU stores only; {config.store} ({dataset}) has its own frame sampling")
     if not config.random_rot and layout != "ntu25":
         raise ConfigError(f"--no-random-rot: the random rotation is the NTU feeder's; {config.store} ({dataset}) "
                           f"has its own training augmentation")

@@ -22,9 +22,10 @@ from .errors import SampleDropped, SkeldataError
 from .formats._archives import archive_entries, close_archives
 from .formats._files import RawSource
 from .pipeline import denoise as denoise_stage
+from .pipeline import stgcn as stgcn_stage
 from .pipeline.denoise import denoise
 from .pipeline.transform import centre, to_bodies
-from .process import PROCESSORS, FileOutcome, extract_ntu_file, report_columns
+from .process import NTU_PIPELINES, PROCESSORS, FileOutcome, extract_ntu_file, report_columns
 from .store import DEFAULT_STREAMS, REPORT_COLUMNS, StoreWriter, compute_splits, sample_columns
 
 PathLike = Union[str, Path]
@@ -36,6 +37,17 @@ PIPELINE_DESCRIPTIONS = {
         "denoise": denoise_stage.PARAMETERS,
         "centre": "SpineMid (joint 2) of actor 1 in its first non-zero frame; absent actors reset to zero",
         "frames_without_body": "removed",
+        "name": "sgn",
+    },
+    "stgcn": {
+        "name": "stgcn",
+        "reference": "2s-AGCN data_gen/ntu_gendata.py + preprocess.py (NTU60), MS-G3D data_gen/ntu120_gendata.py "
+                     "(NTU120)",
+        "rules": stgcn_stage.PARAMETERS,
+        "bodies": "the two body slots (position in the frame's list, 4 read) of largest std(x)+std(y)+std(z)",
+        "frames": "300: frames without a body kept in place, tail filled by repeating the body's frames",
+        "centre": "SpineMid (joint 2) of body 0, frame by frame",
+        "rotation": "SpineBase->SpineMid of body 0, frame 0, onto +z; ShoulderLeft->ShoulderRight onto +x",
     },
     "ucla": {
         "reference": "NW-UCLA all_sqe JSON files as CTR-GCN distributes them",
@@ -118,18 +130,32 @@ def _progress(iterable: Iterable, total: int, desc: str, enabled: bool) -> Itera
 # ------------------------------------------------------------------------------------------- build
 
 def build(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int = 1,
-          progress: bool = False, compression: str = "lzf", streams: Sequence[str] = DEFAULT_STREAMS) -> BuildSummary:
+          progress: bool = False, compression: str = "lzf", streams: Sequence[str] = DEFAULT_STREAMS,
+          pipeline: str = "sgn") -> BuildSummary:
     """Raw ``.skeleton`` folders to a store in one streaming pass.
+
+    ``pipeline`` (NTU only): ``sgn`` (the SGN-family scripts, default) or ``stgcn`` (the ST-GCN lineage:
+    2s-AGCN / MS-G3D ``ntu_gendata``; every sample 300 frames, :mod:`skeldata.pipeline.stgcn`).
 
     Every file is accounted for: written as a sample, or recorded in the store's ``dropped`` table
     with its reason (``malformed`` files too: a bad file never stops the build; the summary's
     ``errors`` lists them so that the caller can fail).
     """
+    if pipeline not in NTU_PIPELINES:
+        raise SkeldataError(f"unknown pipeline {pipeline!r}; known: {', '.join(NTU_PIPELINES)}")
+    if pipeline != "sgn" and get_dataset(dataset).family != "ntu":
+        raise SkeldataError(f"--pipeline {pipeline} is an NTU pipeline; {dataset} has one pipeline")
     spec, files, summary, attrs = _start(raw_dirs, out, dataset, jobs)
-    pool = WorkerPool(jobs)  # before the output file is opened: workers may be forked
     _, process = PROCESSORS[spec.family]
+    if spec.family == "ntu":
+        process = NTU_PIPELINES[pipeline]
+        attrs["pipeline"] = PIPELINE_DESCRIPTIONS["stgcn" if pipeline == "stgcn" else "ntu"]
+        if pipeline == "stgcn":
+            attrs["single_body_fill"] = "zero"   # the ST-GCN-lineage files never copy a body into slot 2
+    pool = WorkerPool(jobs)  # before the output file is opened: workers may be forked
     try:
-        with pool, StoreWriter(out, spec, kind="store", streams=streams, columns=sample_columns(spec),
+        with pool, StoreWriter(out, spec, kind="store", streams=streams,
+                               columns=sample_columns(spec, pipeline=pipeline),
                                compression=compression, attrs=attrs, pool=pool) as writer:
             outcomes = pool.ordered(process, files, spec.name)
             for outcome in _samples(_progress(outcomes, len(files), f"build {spec.name}", progress), writer,
@@ -164,7 +190,7 @@ def _finish(writer: StoreWriter, spec: DatasetSpec, summary: BuildSummary, with_
     """Summary counts, splits, commit."""
     summary.samples = len(writer)
     summary.frames = int(writer.column("n_frames").sum()) if len(writer) else 0
-    if spec.family == "ntu":
+    if spec.family == "ntu" and all(name in writer._samples.dtypes for name in REPORT_COLUMNS):
         summary.denoising = {name: int(writer.column(name).sum()) if len(writer) else 0 for name in REPORT_COLUMNS}
     splits = None
     if with_splits:

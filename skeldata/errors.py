@@ -57,5 +57,8 @@ DROP_REASONS = {
     "all_bodies_short": "several bodies, each seen in 11 frames or fewer: all noise by the length rule",
     "body_overflow": "a body is seen more often than there are frames (a tracking id repeated within a frame)",
     "no_actor_frame": "actor 1 has no frame with a non-zero coordinate to centre on",
+    "too_many_frames": "more than 300 frames, which the ST-GCN-lineage scripts cannot hold (--pipeline stgcn)",
+    "zero_first_frame": "a body whose first frame sums to zero after its frames are moved to the front: the "
+                        "ST-GCN-lineage padding divides by zero (--pipeline stgcn)",
     "not_in_dataset": "the name is outside the data set's setups or actions",
 }

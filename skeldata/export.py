@@ -15,9 +15,20 @@ split order; ``annotations`` holds one dict per sample in store order, with ``fr
 ``label``, ``keypoint`` float32 ``(M, T, V, 3)`` (M the sample's bodies, no padding) and
 ``total_frames``. The annotations are read from the store and pickled one at a time
 (:mod:`skeldata.convert.pyskl`), so memory stays at one sample.
+
+``stgcn-npy`` (a store built with ``--pipeline stgcn`` only): the folder of files 2s-AGCN's
+``ntu_gendata.py`` / MS-G3D's ``ntu120_gendata.py`` write for one benchmark: ``train_data_joint.npy``
+and ``val_data_joint.npy``, float32 ``(N, 3, 300, 25, 2)``, and ``train_label.pkl`` /
+``val_label.pkl``, each ``pickle((names, labels))`` with names the raw file names
+(``S001C001P001R001A001.skeleton``) and labels ``action - 1`` as ints. ``val`` is the store's test
+part. Samples are in name order (MS-G3D sorts its file list; 2s-AGCN takes ``os.listdir`` order,
+which depends on the file system, so its files hold the same rows in another order). MS-G3D's NTU120
+pickle holds each raw file's full path, which depends on where it ran: ours holds the file name. The
+npy files are written through a numpy memmap one sample at a time, so memory stays bounded.
 """
 from __future__ import annotations
 
+import pickle
 import zipfile
 from pathlib import Path
 from typing import Callable, Dict, Iterator, Tuple, Union
@@ -28,7 +39,50 @@ import numpy as np
 from .convert import pyskl
 from .splits import PARTS, get_benchmark
 from .output import replacing
-from .store import Store
+from .store import Store, pipeline_name
+
+#: The files ``export_stgcn_npy`` writes into its folder, by part.
+STGCN_FILES = {part: (f"{part}_data_joint.npy", f"{part}_label.pkl") for part in ("train", "val")}
+
+
+def store_pipeline(store: Store) -> str:
+    """``sgn`` or ``stgcn``: the ``skeldata build --pipeline`` that made an NTU store."""
+    return pipeline_name(store.attrs)
+
+
+def export_stgcn_npy(store: Store, benchmark: str, out: Union[str, Path],
+                     progress: Callable[[int], None] = lambda n: None) -> Dict[str, int]:
+    """Write the ST-GCN-lineage ``{train,val}_data_joint.npy`` and ``{train,val}_label.pkl`` of
+    ``benchmark`` into the folder ``out``; returns the sample count of each part."""
+    get_benchmark(store.dataset.name, benchmark)
+    if store_pipeline(store) != "stgcn":
+        raise ValueError(f"stgcn-npy needs a store built with --pipeline stgcn; {store.path} was built with "
+                         f"the {store_pipeline(store)} pipeline")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = store.column("name")
+    labels = store.column("label")
+    sizes = {}
+    for part, source in (("train", "train"), ("val", "test")):
+        indices = np.sort(store.split(benchmark, source))   # the store is in name order
+        data_name, label_name = STGCN_FILES[part]
+        with replacing(out / data_name) as tmp:
+            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                              shape=(len(indices), 3, 300, store.layout.num_joints,
+                                                     store.dataset.max_bodies))
+            for row, i in enumerate(indices):
+                frames = store.sequence(int(i), "joint")     # (300, M, V, 3)
+                array[row] = frames.transpose(3, 0, 2, 1)
+                progress(1)
+            array.flush()
+            del array
+        label_pair = ([f"{names[i].decode() if isinstance(names[i], bytes) else names[i]}.skeleton"
+                       for i in indices], [int(labels[i]) for i in indices])
+        with replacing(out / label_name) as tmp:
+            with open(tmp, "wb") as handle:
+                pickle.dump(label_pair, handle)
+        sizes[part] = len(indices)
+    return sizes
 
 ROWS_PER_BLOCK = 256
 
@@ -39,6 +93,9 @@ def export_sgn_npz(store: Store, benchmark: str, out: Union[str, Path],
     get_benchmark(store.dataset.name, benchmark)  # a clear error for an unknown benchmark
     if store.layout.name != "ntu25":
         raise ValueError(f"sgn-npz is an NTU format; {store.path} holds {store.dataset.name}")
+    if store_pipeline(store) != "sgn":
+        raise ValueError(f"sgn-npz needs a store built with the sgn pipeline; {store.path} was built with "
+                         f"--pipeline {store_pipeline(store)} (export it with --format stgcn-npy)")
     n_frames = store.column("n_frames")
     n_bodies = store.column("n_bodies")
     labels = store.column("label").astype(np.int64)

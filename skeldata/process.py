@@ -17,6 +17,7 @@ from .formats.ntu import SampleName, parse_name, read_skeleton
 from .formats.ucla import parse_ucla_name, read_ucla
 from .pipeline.denoise import DenoiseReport, denoise
 from .pipeline.extract import RawSample, group_bodies
+from .pipeline.stgcn import stgcn_sample
 from .pipeline.transform import centre, to_bodies
 
 #: What a worker is given: the sample name and where the file is (a path, or a zip member: two strings),
@@ -91,6 +92,27 @@ def process_ntu_file(item: Item, dataset: str) -> FileOutcome:
     return FileOutcome(name, row=row, joints=joints)
 
 
+def process_ntu_file_stgcn(item: Item, dataset: str) -> FileOutcome:
+    """The ST-GCN-lineage pipeline (2s-AGCN / MS-G3D) on one ``.skeleton`` file: 300 frames, 2 slots.
+
+    A file without any body is left out (``no_body``), as the official missing-skeleton lists leave it out.
+    """
+    name, path = item
+    spec = get_dataset(dataset)
+    try:
+        fields = check_ntu_name(name, path, spec)
+        records = read_skeleton(path)
+        if not len(records.body_ids):
+            raise SampleDropped("no_body", f"all {records.raw_frames} frames have 0 bodies")
+        joints, report = stgcn_sample(records)
+    except (MalformedFileError, SampleDropped) as exc:
+        return _outcome_of_failure(name, exc)
+    row = ntu_name_columns(fields)
+    row.update(n_frames=len(joints), n_bodies=report.n_bodies, raw_frames=records.raw_frames,
+               frames_dropped=len(records.dropped_frames), bodies=report.slots_used)
+    return FileOutcome(name, row=row, joints=joints)
+
+
 def extract_ntu_file(item: Item, dataset: str) -> FileOutcome:
     """Stage 1 only: parse one ``.skeleton`` file and group its bodies."""
     name, path = item
@@ -123,4 +145,10 @@ def process_ucla_file(item: Item, dataset: str = "ucla") -> FileOutcome:
 PROCESSORS: Dict[str, Tuple[str, Callable[[Item, str], FileOutcome]]] = {
     "ntu": (".skeleton", process_ntu_file),
     "ucla": (".json", process_ucla_file),
+}
+
+#: ``skeldata build --pipeline`` -> the NTU one-pass worker.
+NTU_PIPELINES: Dict[str, Callable[[Item, str], FileOutcome]] = {
+    "sgn": process_ntu_file,
+    "stgcn": process_ntu_file_stgcn,
 }

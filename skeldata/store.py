@@ -81,10 +81,27 @@ IMPORTED_NTU_COLUMNS = {name: NTU_SAMPLE_COLUMNS[name] for name in (
     "name", "label", "setup", "camera", "performer", "replication", "n_frames", "n_bodies")}
 
 
-def sample_columns(spec: DatasetSpec, imported: bool = False) -> Dict[str, object]:
-    """The per-sample columns of a store of this data set (``imported``: made by ``skeldata import``)."""
+#: Per-sample columns of an NTU store built with ``--pipeline stgcn``: the identity, the stored shape
+#: (always 300 frames), the raw frame counts and the body slots the file used.
+STGCN_SAMPLE_COLUMNS = {name: NTU_SAMPLE_COLUMNS[name] for name in (
+    "name", "label", "setup", "camera", "performer", "replication", "n_frames", "n_bodies", "raw_frames",
+    "frames_dropped", "bodies")}
+
+
+def pipeline_name(attrs: Mapping[str, object]) -> str:
+    """``sgn`` or ``stgcn``: the ``skeldata build --pipeline`` that made a file, from its ``pipeline``
+    attribute (stores written before the attribute named it are ``sgn``)."""
+    attribute = attrs.get("pipeline")
+    return attribute.get("name", "sgn") if isinstance(attribute, dict) else "sgn"
+
+
+def sample_columns(spec: DatasetSpec, imported: bool = False, pipeline: str = "sgn") -> Dict[str, object]:
+    """The per-sample columns of a store of this data set (``imported``: made by ``skeldata import``;
+    ``pipeline``: the ``skeldata build --pipeline`` that made it)."""
     if spec.family == "ucla":
         return UCLA_SAMPLE_COLUMNS
+    if pipeline == "stgcn":
+        return STGCN_SAMPLE_COLUMNS
     return IMPORTED_NTU_COLUMNS if imported else NTU_SAMPLE_COLUMNS
 
 

@@ -35,7 +35,7 @@ from .pipeline.streams import STREAMS, bones, motion
 from .rawfile import BODY_COLUMNS
 from .rawfile import SAMPLE_COLUMNS as RAW_SAMPLE_COLUMNS
 from .splits import PARTS
-from .store import PLAUSIBLE_COORDINATE, sample_columns
+from .store import PLAUSIBLE_COORDINATE, pipeline_name, sample_columns
 
 KINDS = ("store", "denoised", "raw")
 
@@ -392,7 +392,7 @@ class StoreChecker(Checker):
         offset = self.read_table("samples", {"offset": np.int64}, {}).get("offset")
         n = len(offset) - 1 if offset is not None and len(offset) else int(self.attrs.get("num_samples", 0))
         imported = "source_format" in self.attrs  # made by skeldata import (docs/formats.md)
-        expected_columns = sample_columns(spec, imported)
+        expected_columns = sample_columns(spec, imported, pipeline=pipeline_name(self.attrs))
         columns = self.read_table("samples", expected_columns, {name: n for name in expected_columns})
         self.names = columns.get("name", np.zeros(0, dtype=object))
         self.result.samples = n

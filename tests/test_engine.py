@@ -370,16 +370,26 @@ def test_shipped_configs_load_and_match_their_names():
     assert len(files) >= 92
     for path in files:
         config = resolve_config(load_config_file(path))
-        dataset, benchmark, stream = path.stem.split("-")
+        parts = path.stem.split("-")
+        dataset, benchmark, stream = parts[0], parts[1], parts[-1]
+        # <dataset>-<benchmark>-stgcn-<stream>: recipes for a store built with --pipeline stgcn.
+        stgcn = parts[2:-1] == ["stgcn"]
+        assert len(parts) == (4 if stgcn else 3) and config.pipeline == ("stgcn" if stgcn else None), path
         assert (config.encoder, config.dataset, config.benchmark, config.stream) == (
             path.parent.name, dataset, benchmark, stream), path
         assert config.encoder in list_encoders(), path
-        assert config.window == (52 if dataset == "ucla" else 64) and config.store is None, path
+        own_agcn = stgcn and config.encoder == "agcn"   # 2s-AGCN's own recipe: all 300 frames, no augmentation
+        if own_agcn:
+            assert (config.window, config.crop, config.random_rot) == (300, False, False), path
+            assert (config.epochs, config.lr_steps, config.weight_decay) == (50, [30, 40], 1e-4), path
+        else:
+            assert config.crop and config.window == (52 if dataset == "ucla" else 64), path
+        assert config.store is None, path
         # Hyperformer and BlockGCN were published with the spine-relative feeder.
         assert config.spine_relative == (config.encoder in ("hyperformer", "blockgcn")), path
         # HCN's recipe: Adam, clipping, per-epoch decay, no rotation; the GCNs': SGD, CTR-GCN's rotation.
         hcn = config.encoder == "hcn"
-        assert (config.optimizer, config.random_rot) == (("adam", False) if hcn else ("sgd", True)), path
+        assert (config.optimizer, config.random_rot) == (("adam", False) if hcn else ("sgd", not own_agcn)), path
         assert (config.clip_grad_norm, config.lr_epoch_decay) == ((32.0, 0.99) if hcn else (None, 1.0)), path
         classes, layout, persons = CONFIG_DATASETS[dataset]
         create_encoder(config.encoder, num_class=classes, layout=layout, num_person=persons, window=config.window,

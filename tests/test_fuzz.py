@@ -21,7 +21,7 @@ from hypothesis import strategies as st  # noqa: E402
 from skeldata.build import build  # noqa: E402
 from skeldata.errors import DROP_REASONS  # noqa: E402
 from skeldata.layouts import PLAUSIBLE_COORDINATE  # noqa: E402
-from skeldata.process import process_ntu_file, process_ucla_file  # noqa: E402
+from skeldata.process import process_ntu_file, process_ntu_file_stgcn, process_ucla_file  # noqa: E402
 from skeldata.store import open_store  # noqa: E402
 
 NTU_FILES = sorted((FIXTURES / "ntu60").glob("*.skeleton"))[:4]
@@ -112,6 +112,31 @@ def test_mutated_skeleton_files(mutation, tmp_path_factory, reference_outcomes):
         original = next(reference_outcomes[base] for base in NTU_BYTES
                         if base.replace(b"\r\n", b"\n") == data.replace(b"\r\n", b"\n"))
         assert outcome.reason == original.reason and np.array_equal(outcome.joints, original.joints)
+
+
+@pytest.fixture(scope="module")
+def stgcn_outcomes():
+    return {data: process_ntu_file_stgcn(("S001C001P001R001A001", path), "ntu60")
+            for data, path in zip(NTU_BYTES, NTU_FILES)}
+
+
+@settings(max_examples=300, deadline=5000, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(mutation=ntu_mutations())
+def test_mutated_skeleton_files_through_the_stgcn_pipeline(mutation, tmp_path_factory, stgcn_outcomes):
+    """``--pipeline stgcn``: the same handling of bad files, 300 frames for every stored sample."""
+    data, keeps_numbers = mutation
+    path = tmp_path_factory.getbasetemp() / "fuzz-stgcn" / "S001C001P001R001A001.skeleton"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(data)
+    outcome = process_ntu_file_stgcn(("S001C001P001R001A001", path), "ntu60")
+    check_outcome(outcome, path)
+    if outcome.reason is None:
+        assert outcome.joints.shape == (300, 2, 25, 3)
+    if keeps_numbers:
+        original = next(stgcn_outcomes[base] for base in NTU_BYTES
+                        if base.replace(b"\r\n", b"\n") == data.replace(b"\r\n", b"\n"))
+        assert outcome.reason == original.reason and outcome.joints.tobytes() == original.joints.tobytes()
 
 
 def ucla_record(frames: int, seed: int) -> dict:

@@ -101,13 +101,17 @@ class SkeletonDataset(Dataset):
         return_joint: append BlockGCN's joint input to each item.
         slot_per_copy: with ``repeat > 1``, one bank slot per copy instead of per sample.
         in_memory: read the part's frames into RAM once, at construction.
+        crop: NTU only. ``False``: no crop and no resize, the first ``window`` frames as stored (zero
+            padded when shorter): 2s-AGCN's feeder (``window_size: -1``) on a ``--pipeline stgcn``
+            store, whose samples are all 300 frames. Test clips are then all the same input.
     """
 
     def __init__(self, store: Union[str, Path, Store], benchmark: str, part: str, stream: str = "joint",
                  train: bool = False, window: Optional[int] = None, spine_relative: bool = False,
                  repeat: Optional[int] = None, *, p_interval: Optional[Sequence[float]] = None,
                  random_rot: Optional[bool] = None, single_body_fill: Optional[str] = None,
-                 return_joint: bool = False, slot_per_copy: bool = False, in_memory: bool = False):
+                 return_joint: bool = False, slot_per_copy: bool = False, in_memory: bool = False,
+                 crop: bool = True):
         self.store = store if isinstance(store, Store) else open_store(store)
         self.layout = self.store.layout
         if self.layout.name == "ucla20" and (p_interval is not None or random_rot is not None):
@@ -125,6 +129,7 @@ class SkeletonDataset(Dataset):
         self.single_body_fill = single_body_fill or self.store.attrs.get("single_body_fill", "zero")
         self.return_joint = bool(return_joint)
         self.slot_per_copy = bool(slot_per_copy)
+        self.crop = bool(crop)
         self._check_options()
         #: whether items take random draws (training, or a random crop or rotation asked for explicitly)
         self.random = self.train or self.random_rot or len(self.p_interval) == 2
@@ -149,6 +154,8 @@ class SkeletonDataset(Dataset):
         if len(self.p_interval) not in (1, 2) or not all(0 < p <= 1 for p in self.p_interval):
             raise ValueError(f"p_interval must be (p,) or (low, high) with values in (0, 1], "
                              f"not {self.p_interval}")
+        if not self.crop and self.layout.name != "ntu25":
+            raise ValueError("crop=False is for NTU stores; the NW-UCLA transform always samples frames")
         if self.single_body_fill not in SINGLE_BODY_FILLS:
             raise ValueError(f"single_body_fill must be one of {SINGLE_BODY_FILLS}, "
                              f"not {self.single_body_fill!r}")
@@ -244,6 +251,13 @@ class SkeletonDataset(Dataset):
             return T.ucla_positions(T.ucla_json_values(sequence[:, 0]), self.window, rng if self.train else None,
                                     frames_rng=clip_rng)
         data = T.to_feeder_layout(sequence)
+        if not self.crop:
+            positions = np.zeros(data.shape[:1] + (self.window,) + data.shape[2:], dtype=np.float32)
+            frames = min(self.window, data.shape[1])
+            positions[:, :frames] = data[:, :frames]
+            if self.random_rot:
+                positions = T.rotate(positions, T.random_rotation_matrix(rng))
+            return positions
         valid = T.valid_frame_count(data)
         if clip_rng is not None:
             start, stop = T.random_crop_bounds(valid, clip_rng, TRAIN_P_INTERVAL)
