@@ -146,9 +146,10 @@ def build(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int =
     if pipeline != "sgn" and get_dataset(dataset).family != "ntu":
         raise SkeldataError(f"--pipeline {pipeline} is an NTU pipeline; {dataset} has one pipeline")
     spec, files, summary, attrs = _start(raw_dirs, out, dataset, jobs)
-    _, process = PROCESSORS[spec.family]
+    _, process = PROCESSORS[spec.family]  # the family's default pipeline (sgn for NTU)
     if spec.family == "ntu":
-        process = NTU_PIPELINES[pipeline]
+        if pipeline != "sgn":
+            process = NTU_PIPELINES[pipeline]
         attrs["pipeline"] = PIPELINE_DESCRIPTIONS["stgcn" if pipeline == "stgcn" else "ntu"]
         if pipeline == "stgcn":
             attrs["single_body_fill"] = "zero"   # the ST-GCN-lineage files never copy a body into slot 2
