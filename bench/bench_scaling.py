@@ -31,15 +31,16 @@ from typing import Dict, List
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-import torch.nn.functional as F
 
 from csre_models import list_encoders
 from csre_models.checkpoint import build_encoder, model_arguments
 from csre_models.config import TrainConfig
-from csre_models.csre import BankContrastLoss
 from csre_models.distributed import wrap_ddp
 from csre_models.engine import build_model, training_step
 from csre_models.schedule import build_optimizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_train import fill_banks  # noqa: E402  (the steady-state banks, as the other train benches fill them)
 
 #: (layout, channels, frames, joints, bodies, classes, bank slots) of each input shape.
 SHAPES = {"ntu": ("ntu25", 3, 64, 25, 2, 60, 40_091), "ucla": ("ucla20", 3, 52, 20, 1, 10, 5_100)}
@@ -70,10 +71,7 @@ def _model_and_batches(args: argparse.Namespace, rank: int, world_size: int):
     torch.manual_seed(0)
     encoder = build_encoder(model_arguments(args.encoder, classes, layout, bodies, frames))
     model = build_model(config, encoder, bank_labels)
-    for module in model.modules():
-        if isinstance(module, BankContrastLoss):
-            module.bank.copy_(F.normalize(torch.randn(module.bank.shape, generator=generator), dim=1))
-            module.written.fill_(True)
+    fill_banks(model, generator)
     optimizer, _ = build_optimizer(model, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                                    warmup_epochs=config.warmup_epochs, steps=config.lr_steps, decay=config.lr_decay)
     share = args.batch // world_size

@@ -131,16 +131,23 @@ def _sync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
+def read_torch_file(path: PathLike, missing: str = "no such checkpoint") -> Any:
+    """What ``torch.save`` wrote to ``path``, loaded onto the CPU with ``weights_only``; a
+    :class:`CheckpointError` naming the file when it is absent (``missing``) or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: {missing}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for files that are not checkpoints
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {first})") from None
+
+
 def load_checkpoint(path: PathLike, kind: str = "") -> Dict[str, Any]:
     """Read a checkpoint onto the CPU; with ``kind``, refuse any other kind of file."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for files that are not checkpoints
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    payload = read_torch_file(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a csre_models checkpoint (written by csre-train)")
     if kind and payload["kind"] != kind:
@@ -168,13 +175,19 @@ def build_encoder(arguments: Mapping[str, Any]) -> nn.Module:
     return create_encoder(**arguments)
 
 
+def encoder_weights(payload: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
+    """The plain encoder's state dict in a checkpoint payload (a CSRE run's without the head)."""
+    state = payload["model"]
+    if payload["kind"] == TRAINING and payload["config"]["csre"]:
+        state = encoder_state_dict(state)
+    return state
+
+
 def load_encoder(path: PathLike) -> Tuple[nn.Module, Dict[str, Any]]:
     """The plain encoder held by a training checkpoint or an exported encoder file, in eval mode, and the
     file's payload (its ``config``, ``model_arguments``, ``store_fingerprint``, ...)."""
     payload = load_checkpoint(path)
     encoder = build_encoder(payload["model_arguments"])
-    state = payload["model"]
-    if payload["kind"] == TRAINING and payload["config"]["csre"]:
-        state = encoder_state_dict(state)
+    state = encoder_weights(payload)
     encoder.load_state_dict(state)
     return encoder.eval(), payload

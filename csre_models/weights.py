@@ -30,7 +30,6 @@ import torch.nn as nn
 
 from . import checkpoint as ckpt
 from .checkpoint import CheckpointError
-from .csre import encoder_state_dict
 from .encoders._blocks import reference_state
 from .encoders.hyperformer import UCLA_BONE_BODY_PARTS
 
@@ -116,18 +115,9 @@ def read_weights(path: PathLike, reference: bool = False) -> Weights:
     configuration). Raises :class:`~csre_models.checkpoint.CheckpointError` naming what the file is otherwise.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for files that are not checkpoints
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {first})") from None
+    content = ckpt.read_torch_file(path, missing="no such file")
     if not reference and isinstance(content, Mapping) and content.get("format") == ckpt.FORMAT:
-        state = content["model"]
-        if content["kind"] == ckpt.TRAINING and content["config"]["csre"]:
-            state = encoder_state_dict(state)
-        return Weights(str(path), content["kind"], dict(state), dict(content))
+        return Weights(str(path), content["kind"], dict(ckpt.encoder_weights(content)), dict(content))
     state, wrapper = _find_state_dict(content)
     if state is None:
         raise CheckpointError(f"{path}: neither a csre_models checkpoint nor a state dict: it is "

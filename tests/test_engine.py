@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import FIXTURES, PROJECT_ROOT, shared_path
+from conftest import FIXTURES, PROJECT_ROOT, ucla_subset_store
 
 from cli.train import ensemble as ensemble_command
 from cli.train import evaluate as evaluate_command
@@ -42,17 +42,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def ucla_store(tmp_path_factory) -> Path:
     """Twelve NW-UCLA sequences: 8 training (views 1 and 2), 4 test (view 3), two actions."""
-    source = shared_path("data", "nw-ucla", "all_sqe")
-    raw = tmp_path_factory.mktemp("ucla") / "all_sqe"
-    raw.mkdir()
-    for action in ("a01", "a02"):
-        for take in ("e00", "e01"):
-            for view in ("v01", "v02", "v03"):
-                name = f"{action}_s01_{take}_{view}.json"
-                (raw / name).symlink_to(source / name)
-    path = raw.parent / "ucla.h5"
-    build([raw], path, "ucla")
-    return path
+    return ucla_subset_store(tmp_path_factory.mktemp("ucla"), ("a01", "a02"))
 
 
 def tiny(store: Path, work_dir: Path, **changes) -> TrainConfig:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import PROJECT_ROOT, shared_path
+from conftest import PROJECT_ROOT, shared_path, ucla_subset_store
 from test_encoders import REFERENCE_PARTS, assert_logits_close, features_and_logits, reference_folders
 from test_engine import one_line_error, run_cli, tiny
 
@@ -208,18 +208,7 @@ def test_csre_eval_clips_average_the_clips_softmax(ntu_store, tmp_path):
 @pytest.fixture(scope="module")
 def ucla_store(tmp_path_factory) -> Path:
     """Six NW-UCLA test-view and training-view sequences of one action."""
-    from skeldata.build import build
-
-    source = shared_path("data", "nw-ucla", "all_sqe")
-    raw = tmp_path_factory.mktemp("ucla") / "all_sqe"
-    raw.mkdir()
-    for take in ("e00", "e01"):
-        for view in ("v01", "v02", "v03"):
-            name = f"a01_s01_{take}_{view}.json"
-            (raw / name).symlink_to(source / name)
-    path = raw.parent / "ucla.h5"
-    build([raw], path, "ucla")
-    return path
+    return ucla_subset_store(tmp_path_factory.mktemp("ucla"), ("a01",))
 
 
 def test_ucla_clips_draw_frames_without_the_view_change(ucla_store):
