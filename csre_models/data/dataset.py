@@ -20,6 +20,12 @@ For the engine and the command line:
   ``spine_relative=True`` is the CSRE / Hyperformer / BlockGCN feeder (joints relative to the spine
   joint with its trajectory kept; the bone stream keeps the spine trajectory). BlockGCN's NW-UCLA
   feeder has no spine step: use ``spine_relative=False`` there.
+* **HCN-pytorch's feeder** (``feeder="hcn"``, the default on a ``--pipeline stgcn`` store with ``crop``):
+  the arrays moved to the first body's SpineMid in every frame (``origin_transfer: 0``; a no-op on that
+  store, which ``pre_normalization`` centred so), then the crop and resize above over the first
+  ``raw_frames`` frames (the ``.skeleton`` file's frame count, HCN's ``num_frame.npy``) instead of over
+  as many frames as are non-zero: the stgcn store repeats each sequence to 300 frames, which HCN's
+  ``valid_crop_resize`` never sees. 2s-AGCN's feeder on the same store is ``crop=False``, window 300.
 * **Multi-clip testing**: ``item(position, clip=k)`` is test clip ``k`` of a test-time item: clip 0 the
   input above, clip ``k > 0`` a temporal window drawn as in training (NTU: a crop of 50-100 % of the
   valid frames at a random start; NW-UCLA: a sorted draw of frames) from a generator seeded by
@@ -62,7 +68,7 @@ import torch
 from torch.utils.data import Dataset
 
 from skeldata.errors import StoreError
-from skeldata.store import Store, open_store
+from skeldata.store import Store, open_store, pipeline_name
 from skeldata.verify import verify
 
 from . import transforms as T
@@ -78,6 +84,9 @@ TEST_P_INTERVAL = (0.95,)
 #: NW-UCLA training copies per epoch (the feeder's ``repeat``).
 UCLA_TRAIN_REPEAT = 5
 SINGLE_BODY_FILLS = ("zero", "duplicate")
+#: NTU crop variants: CTR-GCN's (valid frames counted as the non-zero ones) and HCN-pytorch's (origin on
+#: the first body's SpineMid, valid frames = the file's frame count; ``--pipeline stgcn`` stores only).
+FEEDERS = ("ctrgcn", "hcn")
 
 
 class SkeletonDataset(Dataset):
@@ -104,6 +113,8 @@ class SkeletonDataset(Dataset):
         crop: NTU only. ``False``: no crop and no resize, the first ``window`` frames as stored (zero
             padded when shorter): 2s-AGCN's feeder (``window_size: -1``) on a ``--pipeline stgcn``
             store, whose samples are all 300 frames. Test clips are then all the same input.
+        feeder: with ``crop``, ``ctrgcn`` or ``hcn`` (see the module docstring); ``None`` for ``hcn`` on a
+            ``--pipeline stgcn`` store and ``ctrgcn`` otherwise.
     """
 
     def __init__(self, store: Union[str, Path, Store], benchmark: str, part: str, stream: str = "joint",
@@ -111,7 +122,7 @@ class SkeletonDataset(Dataset):
                  repeat: Optional[int] = None, *, p_interval: Optional[Sequence[float]] = None,
                  random_rot: Optional[bool] = None, single_body_fill: Optional[str] = None,
                  return_joint: bool = False, slot_per_copy: bool = False, in_memory: bool = False,
-                 crop: bool = True):
+                 crop: bool = True, feeder: Optional[str] = None):
         self.store = store if isinstance(store, Store) else open_store(store)
         self.layout = self.store.layout
         if self.layout.name == "ucla20" and (p_interval is not None or random_rot is not None):
@@ -130,6 +141,9 @@ class SkeletonDataset(Dataset):
         self.return_joint = bool(return_joint)
         self.slot_per_copy = bool(slot_per_copy)
         self.crop = bool(crop)
+        self.pipeline = pipeline_name(self.store.attrs)
+        self.feeder = feeder if feeder is not None else (
+            "hcn" if self.crop and self.layout.name == "ntu25" and self.pipeline == "stgcn" else "ctrgcn")
         self._check_options()
         #: whether items take random draws (training, or a random crop or rotation asked for explicitly)
         self.random = self.train or self.random_rot or len(self.p_interval) == 2
@@ -137,6 +151,8 @@ class SkeletonDataset(Dataset):
         self.sample_indices = self.store.split(benchmark, part)
         self.labels = self.store.column("label")[self.sample_indices].astype(np.int64)
         self._n_bodies = self.store.column("n_bodies")[self.sample_indices]
+        self._raw_frames = (self.store.column("raw_frames")[self.sample_indices].astype(np.int64)
+                            if self.feeder == "hcn" else None)
         self._frames = _PartInMemory(self.store, self.sample_indices) if in_memory else None
 
     def _default_repeat(self) -> int:
@@ -156,6 +172,11 @@ class SkeletonDataset(Dataset):
                              f"not {self.p_interval}")
         if not self.crop and self.layout.name != "ntu25":
             raise ValueError("crop=False is for NTU stores; the NW-UCLA transform always samples frames")
+        if self.feeder not in FEEDERS:
+            raise ValueError(f"feeder must be one of {FEEDERS}, not {self.feeder!r}")
+        if self.feeder == "hcn" and not (self.crop and self.layout.name == "ntu25" and self.pipeline == "stgcn"):
+            raise ValueError("feeder='hcn' crops HCN's ST-GCN arrays: it needs crop=True and an NTU store built "
+                             f"with --pipeline stgcn ({self.store.path} was built with --pipeline {self.pipeline})")
         if self.single_body_fill not in SINGLE_BODY_FILLS:
             raise ValueError(f"single_body_fill must be one of {SINGLE_BODY_FILLS}, "
                              f"not {self.single_body_fill!r}")
@@ -195,6 +216,10 @@ class SkeletonDataset(Dataset):
     def __repr__(self) -> str:
         copies = f" ({self.num_samples} samples x repeat {self.repeat})" if self.repeat > 1 else ""
         variant = "spine-relative (CSRE/Hyperformer)" if self.spine_relative else "plain (CTR-GCN)"
+        if self.feeder == "hcn":
+            variant += ", HCN-pytorch crop (file frame count)"
+        elif not self.crop:
+            variant += ", no crop (2s-AGCN)"
         lines = [
             f"Dataset {type(self).__name__}",
             f"    Number of datapoints: {len(self)}{copies}",
@@ -226,7 +251,8 @@ class SkeletonDataset(Dataset):
             raise ValueError("test clips are test-time items: train=False, no random crop or rotation")
         position %= len(self)
         k = position % self.num_samples
-        positions = self._positions(self._sequence(k), rng, T.clip_generator(clip))
+        recorded = int(self._raw_frames[k]) if self._raw_frames is not None else None
+        positions = self._positions(self._sequence(k), rng, T.clip_generator(clip), recorded)
         x = T.stream(positions, self.stream, self.layout, self.spine_relative).astype(np.float32)
         slot = position if self.slot_per_copy else k
         if self.return_joint:
@@ -244,9 +270,10 @@ class SkeletonDataset(Dataset):
         return sequence
 
     def _positions(self, sequence: np.ndarray, rng: Optional[np.random.Generator],
-                   clip_rng: Optional[np.random.Generator] = None) -> np.ndarray:
+                   clip_rng: Optional[np.random.Generator] = None, recorded: Optional[int] = None) -> np.ndarray:
         """Cropped, resized (and in training augmented) joint positions ``(C, window, V, M)``; ``clip_rng``:
-        the draws of a test clip's window (multi-clip testing)."""
+        the draws of a test clip's window (multi-clip testing); ``recorded``: the file's frame count, which
+        HCN's feeder crops (``feeder="hcn"``)."""
         if self.layout.name == "ucla20":
             return T.ucla_positions(T.ucla_json_values(sequence[:, 0]), self.window, rng if self.train else None,
                                     frames_rng=clip_rng)
@@ -258,14 +285,18 @@ class SkeletonDataset(Dataset):
             if self.random_rot:
                 positions = T.rotate(positions, T.random_rotation_matrix(rng))
             return positions
-        valid = T.valid_frame_count(data)
+        if recorded is not None:
+            data = T.first_body_origin(data)
+            valid = recorded
+        else:
+            valid = T.valid_frame_count(data)
         if clip_rng is not None:
             start, stop = T.random_crop_bounds(valid, clip_rng, TRAIN_P_INTERVAL)
         elif len(self.p_interval) == 1:
             start, stop = T.centre_crop_bounds(valid, self.p_interval[0])
         else:
             start, stop = T.random_crop_bounds(valid, rng, self.p_interval)
-        positions = T.resize(data[:, start:stop], self.window)
+        positions = (T.resize_hcn if recorded is not None else T.resize)(data[:, start:stop], self.window)
         if self.random_rot:
             positions = T.rotate(positions, T.random_rotation_matrix(rng))
         return positions

@@ -20,6 +20,13 @@ NW-UCLA (52 frames)::
 
     positions = ucla_positions(ucla_json_values(sequence[:, 0]))   # test; pass rng to augment
 
+HCN-pytorch's feeder on ST-GCN arrays (a ``--pipeline stgcn`` store; ``feeder="hcn"`` of the dataset)::
+
+    data = first_body_origin(to_feeder_layout(sequence))    # origin_transfer 0 (a no-op on that store)
+    start, stop = centre_crop_bounds(raw_frames, 0.95)      # valid_crop_resize with num_frame.npy: the
+                                                            # file's frame count, not a count of non-zero frames
+    positions = resize_hcn(data[:, start:stop], 64)         # train: random_crop_bounds(raw_frames, rng, (0.5, 1))
+
 Multi-clip testing: clip 0 is the test input above; clip ``k > 0`` draws its temporal window as training
 does (NTU: ``random_crop_bounds(valid, rng, (0.5, 1))``; NW-UCLA: ``ucla_positions(..., frames_rng=rng)``)
 from ``rng = clip_generator(k)``, with no rotation, view change or scaling.
@@ -43,6 +50,8 @@ STREAMS = ("joint", "bone", "joint_motion", "bone_motion")
 #: Shortest crop of the NTU training crop, in frames: a constant of ``tools.valid_crop_resize``
 #: (written there as 64, whatever the window).
 MIN_CROP_FRAMES = 64
+#: HCN-pytorch's origin (``origin_transfer: 0``): joint 1 (SpineMid) of the first body, per frame.
+HCN_ORIGIN_JOINT = 1
 #: Largest angle of the NTU training rotation about each axis, in radians (``tools.random_rot``).
 ROTATION_THETA = 0.3
 #: NW-UCLA: joint whose frame-0 position is the origin (0-based; Kinect v1 "Spine").
@@ -111,6 +120,15 @@ def clip_generator(clip: int) -> Optional[np.random.Generator]:
     return None if clip == 0 else np.random.default_rng([TEST_CLIP_SEED, clip])
 
 
+def first_body_origin(data: np.ndarray, joint: int = HCN_ORIGIN_JOINT) -> np.ndarray:
+    """HCN-pytorch's ``origin_transfer: 0``: every body of ``data (C, T, V, M)`` minus ``joint`` (1,
+    SpineMid) of the first body in the same frame, absent bodies included (they become minus that joint).
+
+    On a ``--pipeline stgcn`` store it changes nothing: ``pre_normalization`` already centred every frame
+    on that joint, which is exactly zero there (and zero frames stay zero)."""
+    return data - data[:, :, joint:joint + 1, 0:1]
+
+
 def _check_valid(valid: int) -> None:
     if valid < 1:
         raise ValueError("the sequence has no frame with a non-zero coordinate: nothing to crop")
@@ -126,6 +144,17 @@ def resize(data: np.ndarray, window: int) -> np.ndarray:
     rows = np.ascontiguousarray(data.transpose(0, 2, 3, 1), dtype=np.float32).reshape(-1, length)
     resized = F.interpolate(torch.from_numpy(rows)[None, None], size=(rows.shape[0], window),
                             mode="bilinear", align_corners=False)[0, 0].numpy()
+    return np.ascontiguousarray(resized.reshape(channels, joints, bodies, window).transpose(0, 3, 1, 2))
+
+
+def resize_hcn(data: np.ndarray, window: int) -> np.ndarray:
+    """:func:`resize` as HCN-pytorch's ``valid_crop_resize`` lays the map out: ``(1, C*V*M, L, 1)`` resized
+    to ``(window, 1)``, time on the height axis. Both are linear interpolation, but torch's CPU kernels
+    round differently along the two axes (up to 1.2e-7 apart on the fixtures), so each feeder gets its own."""
+    channels, length, joints, bodies = data.shape
+    rows = np.ascontiguousarray(data.transpose(0, 2, 3, 1), dtype=np.float32).reshape(-1, length)
+    resized = F.interpolate(torch.from_numpy(rows)[None, :, :, None], size=(window, 1),
+                            mode="bilinear", align_corners=False)[0, :, :, 0].numpy()
     return np.ascontiguousarray(resized.reshape(channels, joints, bodies, window).transpose(0, 3, 1, 2))
 
 
