@@ -33,7 +33,11 @@ Columns:
 The official model (``--official NAME=REPO``, a checkout of its repository, imported from there at run time;
 see ``bench/bench_encoders.py``) is trained by the same ``training_step`` without CSRE: plain cross-entropy,
 and the same optimizer and gradient clipping as our row (the recipe's: Nesterov SGD; Adam, clipped, for HCN).
-Its import failing (BlockGCN's needs ``einops`` and ``torch_topological``) skips it with the reason.
+Its import failing skips it with the reason. BlockGCN's official model needs ``einops`` and ``torch_topological``
+(``pip install einops torch-topological``, which brings giotto-ph, gudhi, POT, scipy and scikit-learn; the project
+does not depend on them). No stand-in replaces them: its forward runs ``torch_topological``'s
+``VietorisRipsComplex`` (giotto-ph's ``ripser_parallel`` on every sample's joint distances), ``make_tensor`` and
+``StructureElementLayer`` on every step.
 
 ``--precision bf16|fp16`` autocasts forward and loss (a wrapper around the module ``training_step`` calls; the
 cross-entropy runs in float32 either way); fp16 adds a ``GradScaler`` and is CUDA-only. ``--compile`` applies
@@ -291,8 +295,24 @@ def timed_step(variant: Variant, batch: tuple, config: TrainConfig, device: torc
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+class _NoModules:
+    """A stand-in for :class:`FlopCounterMode`'s module tracker: every FLOP goes to the total only."""
+
+    parents = {"Global"}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return None
+
+
 def count_flops(variant: Variant, batch: tuple, config: TrainConfig, device: torch.device) -> int:
-    with FlopCounterMode(display=False) as counter:
+    """FLOPs of one step. Without the per-module breakdown: its module tracker flattens every module's output
+    with pytree, which official BlockGCN's ``torch_topological`` outputs (``PersistenceInformation``) refuse."""
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _NoModules()
+    with counter:
         run_step(variant, batch, config, device)
     return int(counter.get_total_flops())
 

@@ -338,6 +338,12 @@ class BankContrastLoss(nn.Module):
         # row masks exactly its own class (a few hundred entries instead of a pass over all M).
         self.register_buffer("own_slots", torch.where(class_slot_present, class_slots, class_slots[:, :1]),
                              persistent=False)
+        # What the written mask gives once every slot is written (the steady state after the first epoch),
+        # so that a call then needs no pass over the M slots of the mask: the class sizes, and every slot
+        # listed class by class.
+        self.register_buffer("class_sizes", torch.bincount(bank_labels, minlength=self.num_classes),
+                             persistent=False)
+        self.register_buffer("slots_by_class", class_slots[class_slot_present], persistent=False)
 
     def extra_repr(self) -> str:
         return (f"bank_size={self.bank_size}, dim={self.dim}, positives={self.positives}, "
@@ -349,29 +355,33 @@ class BankContrastLoss(nn.Module):
             labels, indices = labels.to(self.bank.device), indices.to(self.bank.device)
             anchors = F.normalize(features.float(), dim=1)
             self._enqueue(anchors.detach(), indices)
-            written_per_class = self._written_per_class()
+            all_written = bool(self.written.all())
+            written_per_class = self.class_sizes if all_written else self._written_per_class()
             num_positive = written_per_class[labels]
             num_negative = written_per_class.sum() - num_positive
             qualifying = (num_positive >= self.positives) & (num_negative >= self.negatives)
             generator = self._next_generator(features.device)
             if not bool(qualifying.any()):
                 return features.sum() * 0.0
-            anchors, labels = anchors[qualifying], labels[qualifying]
-            selected, slots = self._select_slots(anchors.detach(), labels, written_per_class, generator)
+            if not all_written:
+                anchors, labels = anchors[qualifying], labels[qualifying]
+            selected, slots = self._select_slots(anchors.detach(), labels, written_per_class, all_written,
+                                                 generator)
             similarities = _SelectedSimilarities.apply(anchors, self.bank, selected, slots) / self.temperature
             return infonce_from_logits(*similarities.split([self.positives, self.negatives, self.negatives], 1))
 
     @torch.no_grad()
     def _select_slots(self, anchors: torch.Tensor, labels: torch.Tensor, written_per_class: torch.Tensor,
-                      generator: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor]:
+                      all_written: bool, generator: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor]:
         """The ``(n, P + 2K)`` selected slots of qualifying anchors (hard positives, hard negatives, random
         negatives) and their similarities to the anchors."""
         similarities = bank_similarities(anchors, self.bank)
         candidate_slots = self.class_slots[labels]
-        candidate_mask = self.class_slot_present[labels] & self.written[candidate_slots]
+        candidate_mask = self.class_slot_present[labels]
+        if not all_written:
+            candidate_mask = candidate_mask & self.written[candidate_slots]
         positives = hardest_positives(similarities, candidate_slots, candidate_mask, self.positives)
         positive_similarities = similarities.gather(1, positives)
-        all_written = bool(self.written.all())
         # From here on ``similarities`` holds the negatives only (-inf elsewhere).
         hard_similarities, hard = hardest_negatives(similarities, self.own_slots[labels],
                                                     None if all_written else self.written, self.negatives)
@@ -387,7 +397,9 @@ class BankContrastLoss(nn.Module):
         block: :func:`sample_distinct` draws positions in that list with the block cut out. Rows it cannot
         complete (few negatives, early in training) fall back to :func:`select_random_negatives`.
         """
-        written_slots = self.class_slots[self.class_slot_present & self.written[self.class_slots]]
+        all_written = bool(written_per_class.sum() == self.bank_size)
+        written_slots = (self.slots_by_class if all_written
+                         else self.class_slots[self.class_slot_present & self.written[self.class_slots]])
         class_start = written_per_class.cumsum(0) - written_per_class
         own_start, own_count = class_start[labels, None], written_per_class[labels, None]
         positions, complete = sample_distinct(len(written_slots) - own_count[:, 0], self.negatives, generator)

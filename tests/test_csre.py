@@ -118,9 +118,8 @@ def test_replays_the_official_case():
         assert (features.grad - step["grad"]).abs().max() <= 1e-4 * step["grad"].abs().max()
 
 
-def test_matches_the_per_anchor_loop_when_random_negatives_matter(monkeypatch):
-    bank_labels = small_bank_labels()
-    loss_fn = small_loss(bank_labels)
+def record_random_negatives(monkeypatch) -> List[torch.Tensor]:
+    """The random-negative slots of every loss call from now on, appended to the returned list."""
     recorded = []
     draw_random_negatives = BankContrastLoss._random_negatives
 
@@ -129,6 +128,13 @@ def test_matches_the_per_anchor_loop_when_random_negatives_matter(monkeypatch):
         return recorded[-1]
 
     monkeypatch.setattr(BankContrastLoss, "_random_negatives", recording_draw)
+    return recorded
+
+
+def test_matches_the_per_anchor_loop_when_random_negatives_matter(monkeypatch):
+    bank_labels = small_bank_labels()
+    loss_fn = small_loss(bank_labels)
+    recorded = record_random_negatives(monkeypatch)
     bank, written = torch.zeros(len(bank_labels), 16), torch.zeros(len(bank_labels), dtype=torch.bool)
     for call, (features, labels, indices) in enumerate(small_batches(4)):
         features = features.requires_grad_(True)
@@ -147,6 +153,30 @@ def test_matches_the_per_anchor_loop_when_random_negatives_matter(monkeypatch):
         torch.testing.assert_close(gradient, expected_gradient, rtol=0,
                                    atol=1e-4 * expected_gradient.abs().max().item())
     assert len(recorded) >= 2, "the case must have calls with qualifying anchors"
+
+
+def test_matches_the_per_anchor_loop_with_every_slot_written(monkeypatch):
+    """The steady state (every slot written) takes shortcuts past the written mask; same loss as the loop."""
+    bank_labels = small_bank_labels()
+    loss_fn = small_loss(bank_labels)
+    generator = torch.Generator().manual_seed(5)
+    filled = F.normalize(torch.randn(len(bank_labels), 16, generator=generator), dim=1)
+    loss_fn.bank.copy_(filled)
+    loss_fn.written.fill_(True)
+    bank, written = filled.clone(), torch.ones(len(bank_labels), dtype=torch.bool)
+    recorded = record_random_negatives(monkeypatch)
+    for features, labels, indices in small_batches(2, seed=11):
+        features = features.requires_grad_(True)
+        loss = loss_fn(features, labels, indices)
+        (gradient,) = torch.autograd.grad(loss, features)
+        draws = recorded[-1]
+        loop_features = features.detach().clone().requires_grad_(True)
+        expected = loop_bank_contrast_loss(loop_features, labels, indices, bank, written, bank_labels,
+                                           lambda q, negative_slots: draws[q], **SMALL)
+        (expected_gradient,) = torch.autograd.grad(expected, loop_features)
+        torch.testing.assert_close(loss, expected, rtol=1e-5, atol=0)
+        torch.testing.assert_close(gradient, expected_gradient, rtol=0,
+                                   atol=1e-4 * expected_gradient.abs().max().item())
 
 
 def test_random_negatives_change_the_loss():
