@@ -363,8 +363,8 @@ class BankContrastLoss(nn.Module):
             generator = self._next_generator(features.device)
             if not bool(qualifying.any()):
                 return features.sum() * 0.0
-            if not all_written:
-                anchors, labels = anchors[qualifying], labels[qualifying]
+            # A full bank does not make every anchor qualify: a class may hold fewer slots than P.
+            anchors, labels = anchors[qualifying], labels[qualifying]
             selected, slots = self._select_slots(anchors.detach(), labels, written_per_class, all_written,
                                                  generator)
             similarities = _SelectedSimilarities.apply(anchors, self.bank, selected, slots) / self.temperature

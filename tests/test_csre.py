@@ -155,9 +155,18 @@ def test_matches_the_per_anchor_loop_when_random_negatives_matter(monkeypatch):
     assert len(recorded) >= 2, "the case must have calls with qualifying anchors"
 
 
-def test_matches_the_per_anchor_loop_with_every_slot_written(monkeypatch):
-    """The steady state (every slot written) takes shortcuts past the written mask; same loss as the loop."""
-    bank_labels = small_bank_labels()
+def _labels_with_a_small_class() -> torch.Tensor:
+    """Four classes of 74 slots and a fifth of 4, fewer than P = 6: its anchors never qualify."""
+    labels = torch.arange(300) % 4
+    labels[[0, 75, 150, 225]] = 4
+    return labels
+
+
+@pytest.mark.parametrize("bank_labels", [small_bank_labels(), _labels_with_a_small_class()],
+                         ids=["classes-over-P", "a-class-under-P"])
+def test_matches_the_per_anchor_loop_with_every_slot_written(monkeypatch, bank_labels):
+    """The steady state (every slot written) takes shortcuts past the written mask; same loss as the loop,
+    also when a class holds fewer slots than P (a full bank does not make its anchors qualify)."""
     loss_fn = small_loss(bank_labels)
     generator = torch.Generator().manual_seed(5)
     filled = F.normalize(torch.randn(len(bank_labels), 16, generator=generator), dim=1)
@@ -165,7 +174,10 @@ def test_matches_the_per_anchor_loop_with_every_slot_written(monkeypatch):
     loss_fn.written.fill_(True)
     bank, written = filled.clone(), torch.ones(len(bank_labels), dtype=torch.bool)
     recorded = record_random_negatives(monkeypatch)
-    for features, labels, indices in small_batches(2, seed=11):
+    batches = small_batches(2, seed=11, bank_labels=bank_labels)
+    if int(bank_labels.max()) == 4:
+        assert any((labels == 4).any() for _, labels, _ in batches), "the case needs an anchor of the small class"
+    for features, labels, indices in batches:
         features = features.requires_grad_(True)
         loss = loss_fn(features, labels, indices)
         (gradient,) = torch.autograd.grad(loss, features)
