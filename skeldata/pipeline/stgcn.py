@@ -38,8 +38,8 @@ import numpy as np
 
 from ..errors import SampleDropped
 from ..formats.ntu import SkeletonRecords
+from .limits import MAX_FRAMES
 
-MAX_FRAMES = 300
 KINECT_BODIES = 4
 BODIES = 2
 JOINTS = 25
