@@ -19,6 +19,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Uni
 import h5py
 import numpy as np
 
+from ._version import __version__
 from .output import temporary_path, write_failure
 
 FORMAT_NAME = "skeldata"
@@ -34,7 +35,6 @@ COMPRESSION = {
 
 def writer_versions() -> Dict[str, str]:
     """Versions of what writes a file, recorded in its attributes."""
-    from . import __version__
     return {"skeldata": __version__, "numpy": np.__version__, "h5py": h5py.__version__,
             "hdf5": h5py.version.hdf5_version, "python": platform.python_version()}
 
