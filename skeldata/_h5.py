@@ -31,6 +31,8 @@ COMPRESSION = {
     "gzip": {"compression": "gzip", "compression_opts": 4, "shuffle": True},
     "none": {},
 }
+#: The compression a writer uses unless told otherwise.
+DEFAULT_COMPRESSION = "lzf"
 
 
 def writer_versions() -> Dict[str, str]:
@@ -102,7 +104,7 @@ class FrameAppender:
     """
 
     def __init__(self, group: h5py.Group, name: str, row_shape: Tuple[int, ...], dtype,
-                 chunk_rows: int, compression: str = "lzf"):
+                 chunk_rows: int, compression: str = DEFAULT_COMPRESSION):
         try:
             filters = COMPRESSION[compression]
         except KeyError:
