@@ -32,6 +32,8 @@ import numpy as np
 from skeldata.actions import action_names, action_names_for_classes
 from skeldata.output import replacing
 
+from .errors import CSREModelsError
+
 __all__ = ["Scores", "ScoresError", "save_scores", "load_scores", "fuse", "top_k_accuracy", "METADATA_KEYS",
            "metadata_arrays", "metadata", "with_metadata", "class_names_of", "confusion_matrix",
            "classification_report", "DEFAULT_GRID", "tune_weights", "STREAM_ORDER", "Preset", "PRESETS",
@@ -52,7 +54,7 @@ TUNING_CHUNK_BYTES = 256 << 10
 CONTENDER_CHUNK_BYTES = 16 << 20
 
 
-class ScoresError(ValueError):
+class ScoresError(CSREModelsError):
     """Score files that cannot be read or fused, with a one-line reason."""
 
 
