@@ -1,7 +1,7 @@
 """The reference feeders' transforms as pure functions (arrays in, arrays out, no I/O).
 
 They reproduce what CTR-GCN's ``feeders/feeder_ntu.py`` / ``feeder_ucla.py`` and ``tools.py`` do, and
-the CSRE / Hyperformer / BlockGCN variants of those feeders (``docs/reference/ntu-ucla-preprocessing.md``
+the CSRE / Hyperformer / BlockGCN variants of those feeders (``docs/references.md``
 sections 1.4 and 3). Arrays are in the feeders' layout ``(C, T, V, M)`` unless a docstring says
 otherwise; a store sequence ``(T, M, V, C)`` becomes one with :func:`to_feeder_layout`. Bone and motion are skeldata's own
 (:func:`skeldata.pipeline.streams.bones` and :func:`~skeldata.pipeline.streams.motion`, on this layout's

@@ -1,5 +1,5 @@
 """Stage 2, denoise: choose up to two actors among a file's bodies, as the SGN-family
-``get_raw_denoised_data.py`` does (reference spec, section 1.2).
+``get_raw_denoised_data.py`` does (``docs/references.md``, section 1.2).
 
 A file with a single body is taken as it is (75 columns, nothing removed). A file with several
 bodies goes through:
