@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .pipeline.limits import LENGTH_THRESHOLD, MAX_FRAMES
+from .limits import LENGTH_THRESHOLD, MAX_FRAMES
 
 
 class SkeldataError(Exception):

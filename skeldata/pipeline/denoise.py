@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import SampleDropped
 from .extract import Body, RawSample, body_motion
-from .limits import LENGTH_THRESHOLD
+from ..limits import LENGTH_THRESHOLD
 
 SPREAD_X_OVER_Y = 0.8
 SPREAD_NOISE_RATIO = 0.69754

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..errors import SampleDropped
 from ..formats.ntu import SkeletonRecords
-from .limits import MAX_FRAMES
+from ..limits import MAX_FRAMES
 
 KINECT_BODIES = 4
 BODIES = 2
