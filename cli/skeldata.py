@@ -194,7 +194,7 @@ def export(store: str, fmt: str, benchmark: str, out: str) -> None:
       skeldata export ntu60.h5 --format pyskl --out ntu60_3danno.pkl
       skeldata export ntu60-stgcn.h5 --format stgcn-npy --benchmark xsub --out data/ntu/xsub
     """
-    from skeldata.export import export_pyskl, export_sgn_npz, export_stgcn_npy
+    from skeldata.convert.export import export_pyskl, export_sgn_npz, export_stgcn_npy
     from skeldata.store import open_store
 
     from .skeldata_convert import check_benchmark_option
