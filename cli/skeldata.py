@@ -9,6 +9,7 @@ from skeldata import __version__
 from skeldata._h5 import COMPRESSION, DEFAULT_COMPRESSION
 from skeldata.datasets import DATASETS
 from skeldata.errors import DROP_LABELS
+from skeldata.pipeline.streams import STREAMS
 
 from ._common import EXIT_FAILED, out_option, reports_skeldata_errors
 
@@ -37,9 +38,9 @@ _jobs_option = click.option("--jobs", "-j", default=1, show_default=True, type=i
 _quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def _parse_streams(ctx, param, value: str):
     streams = tuple(s.strip() for s in value.split(",") if s.strip())
-    unknown = [s for s in streams if s not in ("joint", "bone", "motion")]
+    unknown = [s for s in streams if s not in STREAMS]
     if unknown or "joint" not in streams:
-        raise click.BadParameter(f"give a comma-separated subset of joint,bone,motion that includes joint; got {value!r}")
+        raise click.BadParameter(f"give a comma-separated subset of {','.join(STREAMS)} that includes joint; got {value!r}")
     return streams
 
 
