@@ -123,7 +123,7 @@ def speed(args) -> None:
         if not args.reference:
             return
         from skeldata import open_store
-        from skeldata.export import export_sgn_npz
+        from skeldata.convert.export import export_sgn_npz
         with open_store(tmp / "store.h5") as store:
             names = set(store.names)
         run_dir = prepare(args.reference, "ntu60", {n: p for n, p in files.items() if n in names}, tmp / "ref")

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference import compare_npz, discover_files, npz_paths, prepare, run  # noqa: E402
 
 from skeldata.build import build  # noqa: E402
-from skeldata.export import export_sgn_npz  # noqa: E402
+from skeldata.convert.export import export_sgn_npz  # noqa: E402
 from skeldata.store import open_store  # noqa: E402
 
 

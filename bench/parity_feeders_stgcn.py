@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 from csre_models.config import load_config_file, resolve_config  # noqa: E402
 from csre_models.engine import build_data  # noqa: E402
 from skeldata.build import build  # noqa: E402
-from skeldata.export import export_stgcn_npy  # noqa: E402
+from skeldata.convert.export import export_stgcn_npy  # noqa: E402
 from skeldata.store import open_store  # noqa: E402
 
 BENCHMARKS = {"ntu60": ("xsub", "xview"), "ntu120": ("xsub", "xset")}

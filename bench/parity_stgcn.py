@@ -114,7 +114,7 @@ def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from skeldata.build import build
     from skeldata.datasets import get_dataset
-    from skeldata.export import export_stgcn_npy
+    from skeldata.convert.export import export_stgcn_npy
     from skeldata.store import open_store
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

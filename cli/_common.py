@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple, Type
 
 import click
 
@@ -17,23 +17,55 @@ def fail(message: str) -> None:
     sys.exit(EXIT_FAILED)
 
 
-def reports_errors(fn: Callable) -> Callable:
-    """Turn the library's errors on bad input into a one-line message and exit status 1."""
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line. An error raised in a DataLoader worker comes back with the
+    worker's traceback in its message; its last line holds the original message. A ``KeyError``'s
+    message is its argument (not its quoted ``repr``)."""
+    text = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+    if "Original Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        head, separator, message = last.partition(": ")
+        text = message if separator and " " not in head else last
+    return text
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from skeldata.errors import SkeldataError
-        try:
-            return fn(*args, **kwargs)
-        except BrokenPipeError:
-            # The reader went away (`skeldata stats x.h5 | head`): stop quietly, as Unix tools do.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(EXIT_FAILED)
-        except (SkeldataError, OSError, KeyError, ValueError) as exc:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            fail(str(message))
 
-    return wrapper
+def _input_errors() -> Tuple[Type[BaseException], ...]:
+    """The errors a user's input causes: the two packages' own and the system's. csre_models's base is
+    taken only when csre_models is loaded (none of its errors can be raised otherwise), so that the
+    ``skeldata`` command never imports torch."""
+    from skeldata.errors import SkeldataError
+    models = sys.modules.get("csre_models.errors")
+    own = (SkeldataError,) if models is None else (SkeldataError, models.CSREModelsError)
+    return own + (FloatingPointError, OSError)
+
+
+def reports_errors(program: str, also: Tuple[Type[BaseException], ...] = ()) -> Callable:
+    """A console script's command that turns the errors a user can cause (:func:`_input_errors`, and
+    ``also``) into ``<program>: error: <reason>`` on stderr and exit status :data:`EXIT_FAILED`.
+    A closed standard output (``skeldata stats x.h5 | head``) ends the command quietly, as Unix tools do."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except BrokenPipeError:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                sys.exit(EXIT_FAILED)
+            except Exception as exc:
+                if not isinstance(exc, _input_errors() + also):
+                    raise
+                click.echo(f"{program}: error: {one_line(exc)}", err=True)
+                sys.exit(EXIT_FAILED)
+
+        return wrapper
+
+    return decorate
+
+
+#: skeldata's commands also report a ``KeyError`` or ``ValueError`` as one line: the library raises them
+#: for an unknown data set, benchmark, stream or compression.
+reports_skeldata_errors = reports_errors("skeldata", also=(KeyError, ValueError))
 
 
 class OutputExists(FileExistsError):

@@ -6,8 +6,12 @@ import sys
 import click
 
 from skeldata import __version__
+from skeldata._h5 import COMPRESSION, DEFAULT_COMPRESSION
+from skeldata.datasets import DATASETS
+from skeldata.errors import DROP_LABELS
+from skeldata.pipeline.streams import STREAMS
 
-from ._common import EXIT_FAILED, out_option, reports_errors
+from ._common import EXIT_FAILED, out_option, reports_skeldata_errors
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -22,7 +26,7 @@ def main() -> None:
     """
 
 
-_dataset_option = click.option("--dataset", required=True, type=click.Choice(["ntu60", "ntu120", "ucla"]),
+_dataset_option = click.option("--dataset", required=True, type=click.Choice(list(DATASETS)),
                                help="Which data set the files belong to (names outside it are left out). "
                                     "ucla: the NW-UCLA all_sqe JSON files.")
 _raw_option = click.option("--raw", "raw_dirs", required=True, multiple=True, type=click.Path(path_type=str),
@@ -34,9 +38,9 @@ _jobs_option = click.option("--jobs", "-j", default=1, show_default=True, type=i
 _quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def _parse_streams(ctx, param, value: str):
     streams = tuple(s.strip() for s in value.split(",") if s.strip())
-    unknown = [s for s in streams if s not in ("joint", "bone", "motion")]
+    unknown = [s for s in streams if s not in STREAMS]
     if unknown or "joint" not in streams:
-        raise click.BadParameter(f"give a comma-separated subset of joint,bone,motion that includes joint; got {value!r}")
+        raise click.BadParameter(f"give a comma-separated subset of {','.join(STREAMS)} that includes joint; got {value!r}")
     return streams
 
 
@@ -44,8 +48,8 @@ _streams_option = click.option("--streams", default="joint", show_default=True, 
                                help="Streams to store as datasets, e.g. joint,bone,motion for all three. The "
                                     "others are still served by store.sequence, computed from the joints on "
                                     "read (same values).")
-_compression_option = click.option("--compression", default="lzf", show_default=True,
-                                   type=click.Choice(["lzf", "gzip", "none"]),
+_compression_option = click.option("--compression", default=DEFAULT_COMPRESSION, show_default=True,
+                                   type=click.Choice(list(COMPRESSION)),
                                    help="HDF5 compression of the frame data (gzip: smaller, slower, "
                                         "readable by every HDF5 tool).")
 
@@ -66,7 +70,7 @@ _compression_option = click.option("--compression", default="lzf", show_default=
                    "preprocess.py / MS-G3D ntu120_gendata.py (two most active body slots, 300 frames "
                    "with repeated tail, centred per frame, rotated); export it with --format stgcn-npy. "
                    "Example: skeldata build --dataset ntu60 --raw DIR --pipeline stgcn --out ntu60-stgcn.h5")
-@reports_errors
+@reports_skeldata_errors
 def build(dataset: str, raw_dirs, out: str, jobs: int, allow_errors: bool, quiet: bool, compression: str,
           streams, pipeline: str) -> None:
     """Raw .skeleton files to a store: extract, denoise and transform in one pass.
@@ -108,7 +112,7 @@ def build(dataset: str, raw_dirs, out: str, jobs: int, allow_errors: bool, quiet
 @click.option("--allow-errors", is_flag=True, help="Exit 0 even when some files could not be parsed.")
 @_quiet_option
 @_compression_option
-@reports_errors
+@reports_skeldata_errors
 def extract(dataset: str, raw_dirs, out: str, jobs: int, allow_errors: bool, quiet: bool, compression: str) -> None:
     """Stage 1: parse the raw files (folders or zip files) and group each file's bodies by tracking id.
 
@@ -130,7 +134,7 @@ def extract(dataset: str, raw_dirs, out: str, jobs: int, allow_errors: bool, qui
 @out_option("File of denoised samples to write (kind 'denoised').")
 @_quiet_option
 @_compression_option
-@reports_errors
+@reports_skeldata_errors
 def denoise(raw_file: str, out: str, quiet: bool, compression: str) -> None:
     """Stage 2: choose up to two actors per sample (length, spread and motion rules).
 
@@ -148,7 +152,7 @@ def denoise(raw_file: str, out: str, quiet: bool, compression: str) -> None:
 @_quiet_option
 @_compression_option
 @_streams_option
-@reports_errors
+@reports_skeldata_errors
 def transform(denoised_file: str, out: str, quiet: bool, compression: str, streams) -> None:
     """Stage 3: centre every sample, derive the bone and motion streams, add the benchmark splits.
 
@@ -172,7 +176,7 @@ def transform(denoised_file: str, out: str, quiet: bool, compression: str, strea
               help="Benchmark to export, sgn-npz and stgcn-npy only and required there: ntu60 xsub|xview, "
                    "ntu120 xsub|xset.")
 @out_option("File to write (stgcn-npy: the folder to write the four files into).")
-@reports_errors
+@reports_skeldata_errors
 def export(store: str, fmt: str, benchmark: str, out: str) -> None:
     """Write a store in a format existing training code reads.
 
@@ -191,7 +195,7 @@ def export(store: str, fmt: str, benchmark: str, out: str) -> None:
       skeldata export ntu60.h5 --format pyskl --out ntu60_3danno.pkl
       skeldata export ntu60-stgcn.h5 --format stgcn-npy --benchmark xsub --out data/ntu/xsub
     """
-    from skeldata.export import export_pyskl, export_sgn_npz, export_stgcn_npy
+    from skeldata.convert.export import export_pyskl, export_sgn_npz, export_stgcn_npy
     from skeldata.store import open_store
 
     from .skeldata_convert import check_benchmark_option
@@ -212,16 +216,6 @@ def export(store: str, fmt: str, benchmark: str, out: str) -> None:
 
 # -------------------------------------------------------------------------------------------- output
 
-_REASON_LABELS = {
-    "no_body": "no skeleton in any frame",
-    "all_bodies_short": "every body 11 frames or shorter",
-    "body_overflow": "tracking id repeated within a frame",
-    "no_actor_frame": "actor 1 all zero",
-    "too_many_frames": "over 300 frames (stgcn)",
-    "zero_first_frame": "first frame sums to zero (stgcn)",
-    "not_in_dataset": "outside the data set",
-    "malformed": "malformed (errors)",
-}
 
 
 def _print_summary(command: str, summary) -> None:
@@ -234,7 +228,7 @@ def _print_summary(command: str, summary) -> None:
     for reason, count in sorted(summary.dropped.items(), key=lambda item: -item[1]):
         names = summary.dropped_names[reason]
         example = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-        lines.append(f"    {_REASON_LABELS.get(reason, reason):<34} {count:>6,}   {example}")
+        lines.append(f"    {DROP_LABELS.get(reason, reason):<34} {count:>6,}   {example}")
     if summary.denoising:
         d = summary.denoising
         parts = [f"{label} {d[key]:,}" for key, label in (

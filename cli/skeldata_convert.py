@@ -5,9 +5,10 @@ from typing import Optional
 
 import click
 
-from skeldata._h5 import COMPRESSION
+from skeldata._h5 import COMPRESSION, DEFAULT_COMPRESSION
+from skeldata.datasets import DATASETS
 
-from ._common import fail, out_option, reports_errors
+from ._common import fail, out_option, reports_skeldata_errors
 
 FORMATS = ("sgn-npz", "pyskl")
 
@@ -27,16 +28,16 @@ def check_benchmark_option(fmt: str, benchmark: Optional[str]) -> None:
 @click.option("--format", "fmt", required=True, type=click.Choice(FORMATS),
               help="sgn-npz: an NTU60_CS.npz-style file of the SGN-family scripts (CTR-GCN, CSRE, ...); "
                    "pyskl: a pyskl / mmaction2 annotation pickle.")
-@click.option("--dataset", required=True, type=click.Choice(["ntu60", "ntu120", "ucla"]),
+@click.option("--dataset", required=True, type=click.Choice(list(DATASETS)),
               help="The data set the file holds (sgn-npz: ntu60 or ntu120).")
 @click.option("--benchmark", default=None,
               help="sgn-npz only, required there: the benchmark the npz holds (ntu60 xsub|xview, "
                    "ntu120 xsub|xset).")
 @out_option("Store to write (replaced atomically when the import succeeds).")
-@click.option("--compression", default="lzf", show_default=True, type=click.Choice(list(COMPRESSION)),
+@click.option("--compression", default=DEFAULT_COMPRESSION, show_default=True, type=click.Choice(list(COMPRESSION)),
               help="HDF5 compression of the store's frame data.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-@reports_errors
+@reports_skeldata_errors
 def import_command(source: str, fmt: str, dataset: str, benchmark: Optional[str], out: str,
                    compression: str, quiet: bool) -> None:
     """Read a file in a format people already have into a store.

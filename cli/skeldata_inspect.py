@@ -5,7 +5,7 @@ import json
 
 import click
 
-from ._common import fail, out_option, reports_errors
+from ._common import fail, out_option, reports_skeldata_errors
 
 _store_argument = click.argument("store", type=click.Path(exists=True, dir_okay=False, path_type=str))
 
@@ -16,7 +16,7 @@ _store_argument = click.argument("store", type=click.Path(exists=True, dir_okay=
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=str), metavar="FILE.png",
               help="Also draw frame-length histograms per benchmark part and samples per class "
                    "(needs matplotlib: pip install 'skeldata[plot]').")
-@reports_errors
+@reports_skeldata_errors
 def stats(store: str, as_json: bool, plot: str) -> None:
     """Data-set statistics of a store: samples per benchmark part and class, frame lengths, bodies,
     recording conditions, what was dropped and what denoising removed.
@@ -27,7 +27,7 @@ def stats(store: str, as_json: bool, plot: str) -> None:
       skeldata stats ucla.h5 --json > ucla-stats.json
       skeldata stats ntu120.h5 --plot ntu120-stats.png
     """
-    from skeldata.show import import_pyplot
+    from skeldata._plotting import import_pyplot
     from skeldata.stats import compute_stats, format_report, plot_stats
     from skeldata.store import open_store
     if plot:
@@ -42,7 +42,7 @@ def stats(store: str, as_json: bool, plot: str) -> None:
 
 @click.command()
 @_store_argument
-@reports_errors
+@reports_skeldata_errors
 def verify(store: str) -> None:
     """Check that a store is intact: structure, offsets, dtypes, streams consistent with the joints,
     finite values, splits, the checksums recorded at write time and, for a full data set, the
@@ -76,7 +76,7 @@ def verify(store: str) -> None:
 @out_option("Image to write: .png (a strip of evenly spaced frames) or .gif (an animation).")
 @click.option("--frames", default=8, show_default=True, type=int, help="Frames in a PNG strip.")
 @click.option("--fps", default=30, show_default=True, type=int, help="Frames per second of a GIF.")
-@reports_errors
+@reports_skeldata_errors
 def show(store: str, name: str, out: str, frames: int, fps: int) -> None:
     """Draw the skeleton sequence of one sample (front view above top view, one colour per body),
     to see what the denoising kept. Needs matplotlib: pip install 'skeldata[plot]'.

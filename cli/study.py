@@ -14,7 +14,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import click
 
-from cli.train import CONTEXT, _explicit_values, _reports_errors
+from cli._common import reports_errors
+from cli.train import CONTEXT, _explicit_values
 from cli.train import train as train_command
 
 
@@ -97,7 +98,7 @@ class _Status:
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Print the runs' starts, ends and progress on stderr.")
 @click.pass_context
-@_reports_errors("csre-study")
+@reports_errors("csre-study")
 def study(ctx: click.Context, config_file: Optional[str], store: Optional[str], seeds: Optional[str], work_dir: str,
           arms: Optional[str], streams: Optional[str], jobs: int, devices: Optional[str], plan_only: bool,
           report_only: bool, progress: bool) -> None:

@@ -7,7 +7,6 @@ Every field of :class:`csre_models.config.TrainConfig` is a ``csre-train`` flag 
 """
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -16,40 +15,9 @@ import click
 import yaml
 from click.core import ParameterSource
 
-EXIT_FAILED = 1
+from ._common import reports_errors
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
-
-
-def one_line(exc: BaseException) -> str:
-    """The message of ``exc`` on one line. An error raised in a DataLoader worker comes back with the
-    worker's traceback in its message; its last line holds the original message."""
-    text = str(exc)
-    if "Original Traceback" in text:
-        last = text.strip().splitlines()[-1]
-        head, separator, message = last.partition(": ")
-        text = message if separator and " " not in head else last
-    return text
-
-
-def _reports_errors(program: str) -> Callable:
-    """Turn the errors a user can cause into ``<program>: error: <reason>`` on stderr and exit status 1."""
-
-    def decorate(fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            from csre_models.checkpoint import CheckpointError
-            from csre_models.config import ConfigError
-            from csre_models.ensemble import ScoresError
-            from skeldata.errors import SkeldataError
-            try:
-                return fn(*args, **kwargs)
-            except (ConfigError, CheckpointError, ScoresError, SkeldataError, FloatingPointError, OSError) as exc:
-                click.echo(f"{program}: error: {one_line(exc)}", err=True)
-                sys.exit(EXIT_FAILED)
-
-        return wrapper
-
-    return decorate
 
 
 # ------------------------------------------------------------------------------------------ csre-train
@@ -122,7 +90,7 @@ def _key_values(items: Sequence[str], flag: str) -> Dict[str, Any]:
                    "job that a cluster may stop and start again (csre-study --plan prints such commands).")
 @_config_options
 @click.pass_context
-@_reports_errors("csre-train")
+@reports_errors("csre-train")
 def train(ctx: click.Context, config_file: str, resume: bool, auto_resume: bool, **values) -> None:
     """Train a skeleton encoder, with CSRE by default, from a skeldata store.
 
@@ -244,7 +212,7 @@ def _write_report_and_figure(scores, report: Optional[str], confusion: Optional[
                    "for hyperformer and for blockgcn on NTU).")
 @click.option("--encoder-option", "encoder_option", multiple=True, metavar="KEY=VALUE",
               help="Official weights: an encoder option over the published recipe's (repeatable).")
-@_reports_errors("csre-eval")
+@reports_errors("csre-eval")
 def evaluate(checkpoint: str, store: str, benchmark: str, part: str, out: str, report: Optional[str],
              confusion: Optional[str], overwrite: bool, device: str, batch_size: int, num_workers: int,
              progress: bool, clips: Optional[int], encoder: Optional[str], reference_weights: bool,
@@ -400,7 +368,7 @@ def _choose_weights(parts, sources: Sequence[str], weights: Optional[str], prese
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Fused score file to write (.npz, with the weights, sources and tuned_on recorded).")
 @_report_options
-@_reports_errors("csre-ensemble")
+@reports_errors("csre-ensemble")
 def ensemble(scores: Tuple[str, ...], weights: Optional[str], tune_on: Tuple[str, ...], tune_on_test: bool,
              preset: Optional[str], out: str, report: Optional[str], confusion: Optional[str],
              overwrite: bool) -> None:

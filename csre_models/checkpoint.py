@@ -28,6 +28,7 @@ from skeldata.output import replacing
 
 from .csre import encoder_state_dict
 from .encoders import create_encoder
+from .errors import CSREModelsError
 
 __all__ = ["CheckpointError", "TRAINING", "ENCODER", "store_fingerprint", "check_fingerprint",
            "capture_rng_state", "restore_rng_state", "save_checkpoint", "load_checkpoint", "model_arguments",
@@ -39,7 +40,7 @@ FORMAT = "csre_models.checkpoint"
 PathLike = Union[str, Path]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(CSREModelsError):
     """A checkpoint that cannot be used for what was asked, with a one-line reason."""
 
 

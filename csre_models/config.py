@@ -22,12 +22,16 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
+from skeldata.pipeline.streams import TRAINING_STREAMS
+
+from .errors import CSREModelsError
+
 __all__ = ["TrainConfig", "ConfigError", "FIXED_ON_RESUME", "STREAMS", "config_fields", "load_config_file",
            "resolve_config", "config_from_dict", "dump_config", "check_resume_changes", "default_window",
            "default_work_dir"]
 
 #: The input streams a model can be trained on (``SkeletonDataset``'s ``stream``).
-STREAMS = ("joint", "bone", "joint_motion", "bone_motion")
+STREAMS = tuple(TRAINING_STREAMS)
 
 #: Fields that define the model, its data and the optimiser state: a resumed run must keep them.
 FIXED_ON_RESUME = ("benchmark", "encoder", "encoder_options", "init_from", "stream", "csre", "window", "spine_relative",
@@ -35,7 +39,7 @@ FIXED_ON_RESUME = ("benchmark", "encoder", "encoder_options", "init_from", "stre
                    "val_fraction", "batch_size", "seed", "csre_dim", "csre_reduction", "optimizer")
 
 
-class ConfigError(ValueError):
+class ConfigError(CSREModelsError):
     """A configuration that cannot run, with a one-line reason."""
 
 

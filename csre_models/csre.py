@@ -26,9 +26,10 @@ from typing import Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .distributed import all_gather_rows, rank, world_size
 
 __all__ = [
     "STFD",
@@ -411,11 +412,11 @@ class BankContrastLoss(nn.Module):
         return slots
 
     @torch.no_grad()
-    def _enqueue(self, normalized: torch.Tensor, indices: torch.Tensor) -> None:
+    def _enqueue(self, normalised: torch.Tensor, indices: torch.Tensor) -> None:
         """Write the batch (of every rank, under torch.distributed) into its slots."""
-        if _world_size() > 1:
-            normalized, indices = _gather_from_all_ranks(normalized, indices)
-        self.bank[indices] = normalized.to(self.bank.dtype)
+        if world_size() > 1:
+            normalised, indices = all_gather_rows(normalised, indices)
+        self.bank[indices] = normalised.to(self.bank.dtype)
         self.written[indices] = True
 
     @torch.no_grad()
@@ -432,44 +433,12 @@ class BankContrastLoss(nn.Module):
 
     def _next_generator(self, device: torch.device) -> torch.Generator:
         """A generator for this call's random negatives; advances the checkpointed sampling step."""
-        entropy = [int(self.sampling_seed), _rank(), int(self.sampling_step)]
+        entropy = [int(self.sampling_seed), rank(), int(self.sampling_step)]
         self.sampling_step += 1
         seed = int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0])
         generator = torch.Generator(device=device)
         generator.manual_seed(seed)
         return generator
-
-
-def _world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def _rank() -> int:
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def _gather_from_all_ranks(rows: torch.Tensor, indices: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Concatenate ``rows`` ``(n_r, D)`` and ``indices`` ``(n_r,)`` of all ranks in rank order.
-
-    Ranks may hold different batch sizes (the last batch of an epoch): sizes are exchanged first and every
-    rank pads to the largest one. Not differentiable (only detached bank rows travel).
-    """
-    world_size = _world_size()
-    size = torch.tensor([rows.shape[0]], device=rows.device)
-    sizes = [torch.empty_like(size) for _ in range(world_size)]
-    dist.all_gather(sizes, size)
-    sizes = [int(s) for s in sizes]
-    largest = max(sizes)
-    padded_rows = rows.new_zeros(largest, rows.shape[1])
-    padded_rows[:rows.shape[0]] = rows
-    padded_indices = indices.new_zeros(largest)
-    padded_indices[:indices.shape[0]] = indices
-    gathered_rows = [torch.empty_like(padded_rows) for _ in range(world_size)]
-    gathered_indices = [torch.empty_like(padded_indices) for _ in range(world_size)]
-    dist.all_gather(gathered_rows, padded_rows)
-    dist.all_gather(gathered_indices, padded_indices)
-    return (torch.cat([r[:n] for r, n in zip(gathered_rows, sizes)]),
-            torch.cat([i[:n] for i, n in zip(gathered_indices, sizes)]))
 
 
 class CSREHead(nn.Module):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable, List
+from typing import Any, Iterable, List, Tuple
 
 import torch
 import torch.distributed as dist
@@ -77,6 +77,16 @@ def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
+def world_size() -> int:
+    """Processes in the joined process group (1 without one)."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def rank() -> int:
+    """This process's rank in the joined process group (0 without one)."""
+    return dist.get_rank() if is_distributed() else 0
+
+
 def barrier() -> None:
     """Wait for every process (nothing to wait for in a world of one)."""
     if is_distributed():
@@ -87,7 +97,7 @@ def all_gather_objects(value: Any) -> List[Any]:
     """``value`` of every rank, in rank order (``[value]`` in a world of one). Picklable values only."""
     if not is_distributed():
         return [value]
-    gathered: List[Any] = [None] * dist.get_world_size()
+    gathered: List[Any] = [None] * world_size()
     dist.all_gather_object(gathered, value)
     return gathered
 
@@ -123,3 +133,27 @@ def broadcast_buffers(module: torch.nn.Module, exclude: Iterable[torch.Tensor] =
     for buffer in module.buffers():
         if id(buffer) not in skipped:
             dist.broadcast(buffer, src=0)
+
+
+def all_gather_rows(rows: torch.Tensor, indices: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate ``rows`` ``(n_r, D)`` and ``indices`` ``(n_r,)`` of all ranks in rank order.
+
+    Ranks may hold different batch sizes (the last batch of an epoch): sizes are exchanged first and every
+    rank pads to the largest one. Not differentiable (the CSRE bank sends detached rows).
+    """
+    ranks = world_size()
+    size = torch.tensor([rows.shape[0]], device=rows.device)
+    sizes = [torch.empty_like(size) for _ in range(ranks)]
+    dist.all_gather(sizes, size)
+    sizes = [int(s) for s in sizes]
+    largest = max(sizes)
+    padded_rows = rows.new_zeros(largest, rows.shape[1])
+    padded_rows[:rows.shape[0]] = rows
+    padded_indices = indices.new_zeros(largest)
+    padded_indices[:indices.shape[0]] = indices
+    gathered_rows = [torch.empty_like(padded_rows) for _ in range(ranks)]
+    gathered_indices = [torch.empty_like(padded_indices) for _ in range(ranks)]
+    dist.all_gather(gathered_rows, padded_rows)
+    dist.all_gather(gathered_indices, padded_indices)
+    return (torch.cat([r[:n] for r, n in zip(gathered_rows, sizes)]),
+            torch.cat([i[:n] for i, n in zip(gathered_indices, sizes)]))

@@ -31,6 +31,9 @@ import numpy as np
 
 from skeldata.actions import action_names, action_names_for_classes
 from skeldata.output import replacing
+from skeldata.pipeline.streams import TRAINING_STREAMS
+
+from .errors import CSREModelsError
 
 __all__ = ["Scores", "ScoresError", "save_scores", "load_scores", "fuse", "top_k_accuracy", "METADATA_KEYS",
            "metadata_arrays", "metadata", "with_metadata", "class_names_of", "confusion_matrix",
@@ -42,7 +45,7 @@ PathLike = Union[str, Path]
 #: The optional 0-d text arrays of a score file that say what its scores are.
 METADATA_KEYS = ("stream", "dataset", "part")
 #: The streams, in the order every published four-stream weight set lists them.
-STREAM_ORDER = ("joint", "bone", "joint_motion", "bone_motion")
+STREAM_ORDER = tuple(TRAINING_STREAMS)
 #: Each weight's values in the default search: 0, 0.1, ..., 1.0.
 DEFAULT_GRID = tuple(round(0.1 * k, 1) for k in range(11))
 #: Bytes of fused logits :func:`tune_weights` forms at once: small enough to stay in the CPU cache, which
@@ -52,7 +55,7 @@ TUNING_CHUNK_BYTES = 256 << 10
 CONTENDER_CHUNK_BYTES = 16 << 20
 
 
-class ScoresError(ValueError):
+class ScoresError(CSREModelsError):
     """Score files that cannot be read or fused, with a one-line reason."""
 
 

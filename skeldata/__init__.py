@@ -5,7 +5,8 @@
     store.sequence(0, stream="bone")        # float32 (T, bodies, joints, 3)
     store.split("xsub", "train")            # int64 indices, in the published order
 """
-__version__ = "0.1.0"
+from ._version import __version__
+
 __all__ = ["open_store", "__version__"]
 
 

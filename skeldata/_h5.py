@@ -19,6 +19,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Uni
 import h5py
 import numpy as np
 
+from ._version import __version__
 from .output import temporary_path, write_failure
 
 FORMAT_NAME = "skeldata"
@@ -30,11 +31,12 @@ COMPRESSION = {
     "gzip": {"compression": "gzip", "compression_opts": 4, "shuffle": True},
     "none": {},
 }
+#: The compression a writer uses unless told otherwise.
+DEFAULT_COMPRESSION = "lzf"
 
 
 def writer_versions() -> Dict[str, str]:
     """Versions of what writes a file, recorded in its attributes."""
-    from . import __version__
     return {"skeldata": __version__, "numpy": np.__version__, "h5py": h5py.__version__,
             "hdf5": h5py.version.hdf5_version, "python": platform.python_version()}
 
@@ -102,7 +104,7 @@ class FrameAppender:
     """
 
     def __init__(self, group: h5py.Group, name: str, row_shape: Tuple[int, ...], dtype,
-                 chunk_rows: int, compression: str = "lzf"):
+                 chunk_rows: int, compression: str = DEFAULT_COMPRESSION):
         try:
             filters = COMPRESSION[compression]
         except KeyError:

@@ -17,8 +17,8 @@ import os
 from collections import deque
 from typing import Any, Callable, Iterator, List, Sequence, TypeVar
 
-T = TypeVar("T")
-R = TypeVar("R")
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 
 def resolve_jobs(jobs: int) -> int:
@@ -27,7 +27,7 @@ def resolve_jobs(jobs: int) -> int:
     return jobs if jobs > 0 else max(1, cpus + 1 + jobs)
 
 
-def _run_batch(fn: Callable[..., R], batch: Sequence[T], args: tuple) -> List[R]:
+def _run_batch(fn: Callable[..., Result], batch: Sequence[Item], args: tuple) -> List[Result]:
     return [fn(item, *args) for item in batch]
 
 
@@ -71,14 +71,14 @@ class WorkerPool:
     def parallel(self) -> bool:
         return self._pool is not None
 
-    def submit(self, fn: Callable[..., R], *args) -> Any:
+    def submit(self, fn: Callable[..., Result], *args) -> Any:
         """Run ``fn(*args)`` in a worker (or right now without workers). The returned object has
         ``done()`` and ``result()``."""
         if self._pool is None:
             return _Done(fn(*args))
         return _Pending(self._pool.apply_async(fn, args))
 
-    def ordered(self, fn: Callable[..., R], items: Sequence[T], *args, batch: int = 4) -> Iterator[R]:
+    def ordered(self, fn: Callable[..., Result], items: Sequence[Item], *args, batch: int = 4) -> Iterator[Result]:
         """``fn(item, *args)`` for every item, in input order.
 
         Items go to the workers in batches of ``batch`` and at most ``4 * jobs`` batches are in

@@ -15,7 +15,7 @@ from typing import Dict, Tuple
 
 from .formats.ucla import ACTIONS as UCLA_ACTIONS
 
-__all__ = ["NTU120_ACTIONS", "UCLA_ACTION_NAMES", "action_names", "action_names_for_classes"]
+__all__ = ["NTU120_ACTIONS", "UCLA_ACTION_NAMES", "action_code", "action_names", "action_names_for_classes"]
 
 #: ``A001`` .. ``A120``; the first 60 are NTU RGB+D 60's.
 NTU120_ACTIONS: Tuple[str, ...] = (
@@ -76,3 +76,10 @@ def action_names_for_classes(num_classes: int) -> Tuple[str, ...]:
         if len(names) == num_classes:
             return names
     return tuple(f"class {k}" for k in range(num_classes))
+
+
+def action_code(family: str, label: int) -> str:
+    """The action code of a 0-based label: ``A001`` (NTU) or ``a01`` (NW-UCLA, whose codes skip a07/a10)."""
+    if family == "ucla":
+        return f"a{UCLA_ACTIONS[label]:02d}"
+    return f"A{label + 1:03d}"

@@ -16,6 +16,7 @@ from typing import Dict, Iterable, Iterator, List, Sequence, Tuple, Union
 
 import numpy as np
 
+from ._h5 import DEFAULT_COMPRESSION
 from ._parallel import WorkerPool
 from .datasets import DatasetSpec, get_dataset
 from .errors import SampleDropped, SkeldataError
@@ -130,7 +131,7 @@ def _progress(iterable: Iterable, total: int, desc: str, enabled: bool) -> Itera
 # ------------------------------------------------------------------------------------------- build
 
 def build(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int = 1,
-          progress: bool = False, compression: str = "lzf", streams: Sequence[str] = DEFAULT_STREAMS,
+          progress: bool = False, compression: str = DEFAULT_COMPRESSION, streams: Sequence[str] = DEFAULT_STREAMS,
           pipeline: str = "sgn") -> BuildSummary:
     """Raw ``.skeleton`` folders to a store in one streaming pass.
 
@@ -203,7 +204,7 @@ def _finish(writer: StoreWriter, spec: DatasetSpec, summary: BuildSummary, with_
 # ------------------------------------------------------------------------------------ staged commands
 
 def extract(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int = 1,
-            progress: bool = False, compression: str = "lzf") -> BuildSummary:
+            progress: bool = False, compression: str = DEFAULT_COMPRESSION) -> BuildSummary:
     """Stage 1 alone: raw folders and zips to a ``raw`` file holding every body of every file."""
     from .rawfile import RawFileWriter
 
@@ -227,7 +228,7 @@ def extract(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int
 
 
 def denoise_file(raw_path: PathLike, out: PathLike, progress: bool = False,
-                 compression: str = "lzf") -> BuildSummary:
+                 compression: str = DEFAULT_COMPRESSION) -> BuildSummary:
     """Stage 2 alone: a ``raw`` file to a ``denoised`` file (the selected actors, not centred)."""
     from .rawfile import open_raw
 
@@ -253,7 +254,7 @@ def denoise_file(raw_path: PathLike, out: PathLike, progress: bool = False,
 
 
 def transform_file(denoised_path: PathLike, out: PathLike, progress: bool = False,
-                   compression: str = "lzf", streams: Sequence[str] = DEFAULT_STREAMS) -> BuildSummary:
+                   compression: str = DEFAULT_COMPRESSION, streams: Sequence[str] = DEFAULT_STREAMS) -> BuildSummary:
     """Stage 3 alone: a ``denoised`` file to the final store (centred, all streams, splits)."""
     from .store import DenoisedFile
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from .limits import LENGTH_THRESHOLD, MAX_FRAMES
+
 
 class SkeldataError(Exception):
     """Base class of the errors skeldata raises on bad input."""
@@ -54,11 +56,23 @@ class SampleDropped(SkeldataError):
 DROP_REASONS = {
     "malformed": "the file does not follow its format",
     "no_body": "no frame holds a skeleton (the published missing-skeleton lists)",
-    "all_bodies_short": "several bodies, each seen in 11 frames or fewer: all noise by the length rule",
+    "all_bodies_short": f"several bodies, each seen in {LENGTH_THRESHOLD} frames or fewer: all noise by the length rule",
     "body_overflow": "a body is seen more often than there are frames (a tracking id repeated within a frame)",
     "no_actor_frame": "actor 1 has no frame with a non-zero coordinate to centre on",
-    "too_many_frames": "more than 300 frames, which the ST-GCN-lineage scripts cannot hold (--pipeline stgcn)",
+    "too_many_frames": f"more than {MAX_FRAMES} frames, which the ST-GCN-lineage scripts cannot hold (--pipeline stgcn)",
     "zero_first_frame": "a body whose first frame sums to zero after its frames are moved to the front: the "
                         "ST-GCN-lineage padding divides by zero (--pipeline stgcn)",
     "not_in_dataset": "the name is outside the data set's setups or actions",
+}
+
+#: The same reasons as short labels, for the summary a command prints.
+DROP_LABELS = {
+    "no_body": "no skeleton in any frame",
+    "all_bodies_short": f"every body {LENGTH_THRESHOLD} frames or shorter",
+    "body_overflow": "tracking id repeated within a frame",
+    "no_actor_frame": "actor 1 all zero",
+    "too_many_frames": f"over {MAX_FRAMES} frames (stgcn)",
+    "zero_first_frame": "first frame sums to zero (stgcn)",
+    "not_in_dataset": "outside the data set",
+    "malformed": "malformed (errors)",
 }

@@ -20,7 +20,7 @@ from typing import Iterator, List, Mapping, Tuple, Union
 
 import numpy as np
 
-from ._h5 import AtomicH5File, ColumnBuffer, FrameAppender, LazyH5Reader, read_table, write_column, write_strings
+from ._h5 import DEFAULT_COMPRESSION, AtomicH5File, ColumnBuffer, FrameAppender, LazyH5Reader, read_table, write_column, write_strings
 from .datasets import DatasetSpec, get_dataset
 from .pipeline.extract import Body, RawSample
 
@@ -35,7 +35,7 @@ class RawFileWriter:
     """Writes extracted samples one by one (see the module docstring for the layout)."""
 
     def __init__(self, path: Union[str, Path], spec: DatasetSpec, attrs: Mapping[str, object],
-                 compression: str = "lzf", chunk_frames: int = 1024):
+                 compression: str = DEFAULT_COMPRESSION, chunk_frames: int = 1024):
         self._file = AtomicH5File(path, "raw", dict(dataset=spec.name, layout=spec.layout, **attrs))
         bodies = self._file.file.create_group("bodies")
         self._joints = FrameAppender(bodies, "joints", (25, 3), np.float32, chunk_frames, compression)

@@ -6,7 +6,7 @@ bones of the layout's ``standard`` graph and one colour per body. Axes are equal
 whole sequence, so movement and the distance between actors read directly. A body whose coordinates
 are all zero in a frame (absent there: the store keeps zeros for it) is not drawn in that frame.
 
-Needs matplotlib (the optional ``plot`` extra); :func:`import_pyplot` says how to install it.
+Needs matplotlib (the optional ``plot`` extra); :func:`skeldata._plotting.import_pyplot` says how to install it.
 """
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from typing import List, Tuple, Union
 
 import numpy as np
 
+from ._plotting import import_pyplot
+from .actions import action_code
 from .errors import SkeldataError
-from .stats import action_code
 from .store import Store
 
 BODY_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
@@ -25,18 +26,6 @@ GIF_FPS = 30  # the Kinect frame rate
 
 #: Smallest depth span of the top view, as a share of its width (the front view is square).
 _MIN_TOP_SHARE = 0.3
-
-
-def import_pyplot(purpose: str):
-    """``matplotlib.pyplot`` on the file-only Agg backend, or a :class:`SkeldataError` telling how to
-    install it (``purpose`` names what needs it, such as ``--plot``)."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise SkeldataError(f"{purpose} needs matplotlib: pip install 'skeldata[plot]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def show_sample(store: Store, name: str, out: Union[str, Path], frames: int = STRIP_FRAMES,

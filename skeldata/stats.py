@@ -15,7 +15,8 @@ from typing import Dict, List, Mapping, Sequence, Union
 
 import numpy as np
 
-from .formats.ucla import ACTIONS as UCLA_ACTIONS
+from ._plotting import import_pyplot
+from .actions import action_code
 from .splits import PARTS
 from .store import REPORT_COLUMNS, Store
 
@@ -67,13 +68,6 @@ def compute_stats(store: Store) -> Dict[str, object]:
         "denoising": ({column: int(table[column].sum()) for column in REPORT_COLUMNS}
                       if set(REPORT_COLUMNS) <= set(table.columns) else None),  # none in NW-UCLA, imported stores
     }
-
-
-def action_code(family: str, label: int) -> str:
-    """The action code of a 0-based label: ``A001`` (NTU) or ``a01`` (NW-UCLA, whose codes skip a07/a10)."""
-    if family == "ucla":
-        return f"a{UCLA_ACTIONS[label]:02d}"
-    return f"A{label + 1:03d}"
 
 
 def histogram_edges(lengths: np.ndarray) -> np.ndarray:
@@ -225,7 +219,6 @@ def _counts_line(counts: Mapping[str, int]) -> str:
 def plot_stats(stats: Mapping[str, object], out: Union[str, Path]) -> None:
     """Write a figure: one frame-length histogram per benchmark (its parts overlaid) above the
     samples per class (stacked by the parts of the first benchmark). Needs matplotlib."""
-    from .show import import_pyplot
     plt = import_pyplot("--plot")
     benchmarks = stats["benchmarks"] or {"all samples": None}
     fig = plt.figure(figsize=(max(7.0, 3.6 * len(benchmarks)), 6.4), layout="constrained")

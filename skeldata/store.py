@@ -20,7 +20,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ._h5 import AtomicH5File, ColumnBuffer, LazyH5Reader, read_table, write_column, write_strings
+from ._h5 import DEFAULT_COMPRESSION, AtomicH5File, ColumnBuffer, LazyH5Reader, read_table, write_column, write_strings
 from .datasets import DatasetSpec, get_dataset
 from .layouts import PLAUSIBLE_COORDINATE, get_layout
 from .pipeline.streams import STREAMS, derive
@@ -126,7 +126,7 @@ class StoreWriter:
 
     def __init__(self, path: Union[str, Path], spec: DatasetSpec, kind: str = "store",
                  streams: Sequence[str] = DEFAULT_STREAMS, columns: Mapping[str, object] = NTU_SAMPLE_COLUMNS,
-                 compression: str = "lzf", chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+                 compression: str = DEFAULT_COMPRESSION, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
                  attrs: Optional[Mapping[str, object]] = None, pool=None):
         self.spec = spec
         self.layout = get_layout(spec.layout)

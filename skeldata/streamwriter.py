@@ -20,10 +20,10 @@ import h5py
 import numpy as np
 
 from ._crc import crc32_combine
-from ._h5 import COMPRESSION
+from ._h5 import COMPRESSION, DEFAULT_COMPRESSION
 from ._parallel import WorkerPool
 from .layouts import get_layout
-from .pipeline.streams import derive
+from .pipeline.streams import derive, motion_with_sample_ends
 
 Encoded = Dict[str, Tuple[bytes, int]]
 
@@ -39,11 +39,7 @@ def derive_chunk_rows(stream: str, joints: np.ndarray, last_frame: np.ndarray, n
     """
     if stream != "motion":  # joint and bone rows depend on their own frame only
         return derive(stream, joints, get_layout(layout_name))
-    following = joints[1:] if next_row is None else np.concatenate([joints[1:], next_row[None]])
-    out = np.zeros_like(joints)
-    np.subtract(following, joints[:len(following)], out=out[:len(following)])
-    out[last_frame] = 0
-    return out
+    return motion_with_sample_ends(joints, last_frame, next_row)
 
 
 def encode_chunk(joints: np.ndarray, last_frame: np.ndarray, next_row: Optional[np.ndarray],
@@ -84,7 +80,7 @@ class StreamWriter:
     """
 
     def __init__(self, group: h5py.Group, streams: Sequence[str], row_shape: Tuple[int, ...], layout_name: str,
-                 chunk_rows: int, compression: str = "lzf", pool: Optional[WorkerPool] = None):
+                 chunk_rows: int, compression: str = DEFAULT_COMPRESSION, pool: Optional[WorkerPool] = None):
         if compression not in COMPRESSION:
             raise ValueError(f"unknown compression {compression!r}; choose one of {', '.join(COMPRESSION)}")
         self.streams = tuple(streams)

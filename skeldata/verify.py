@@ -31,7 +31,7 @@ from ._h5 import dataset_crc32, decode_attr, open_checked
 from .datasets import DATASETS
 from .errors import DROP_REASONS, StoreError
 from .layouts import get_layout
-from .pipeline.streams import STREAMS, bones, motion
+from .pipeline.streams import STREAMS, bones, motion_with_sample_ends
 from .rawfile import BODY_COLUMNS
 from .rawfile import SAMPLE_COLUMNS as RAW_SAMPLE_COLUMNS
 from .splits import PARTS
@@ -634,10 +634,10 @@ class DerivedStreams:
 
     def _expected_motion(self, first: int, joint: np.ndarray) -> np.ndarray:
         """Motion of rows ``first ..``: the forward difference, zero on each sample's last frame."""
-        expected = motion(joint)
+        last_frame = np.zeros(len(joint), dtype=bool)
         lo, hi = np.searchsorted(self.sample_ends, [first, first + len(joint)])
-        expected[self.sample_ends[lo:hi] - first] = 0
-        return expected
+        last_frame[self.sample_ends[lo:hi] - first] = True
+        return motion_with_sample_ends(joint, last_frame)
 
 
 # ------------------------------------------------------------------------------------------------ raw

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from csre_models import create_encoder
-from csre_models.encoders._persistence import (StructureElements, minimum_spanning_tree_lengths,
+from csre_models.encoders._topology import (StructureElements, minimum_spanning_tree_lengths,
                                                rips_zero_dim_deaths)
 from csre_models.encoders.blockgcn import SkeletonTopology, person_rows
 from test_encoders import one_thread  # noqa: F401  autouse fixture: every test on one thread

@@ -20,7 +20,7 @@ from skeldata import open_store
 from skeldata.build import build
 from skeldata.convert.importers import import_pyskl, import_sgn_npz
 from skeldata.convert.pyskl import write_annotation_file
-from skeldata.export import _joints_in_store_order, export_pyskl, export_sgn_npz
+from skeldata.convert.export import _joints_in_store_order, export_pyskl, export_sgn_npz
 from skeldata.stats import compute_stats
 from skeldata.verify import verify
 

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import FIXTURES, shared_path
 from skeldata.build import build, denoise_file, extract, transform_file
-from skeldata.export import export_sgn_npz
+from skeldata.convert.export import export_sgn_npz
 from skeldata.store import DenoisedFile, open_store
 
 GOLDEN = FIXTURES / "golden"

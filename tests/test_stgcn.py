@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from cli.skeldata import main
 from conftest import FIXTURES, shared_path
 from skeldata.build import build
-from skeldata.export import export_sgn_npz, export_stgcn_npy
+from skeldata.convert.export import export_sgn_npz, export_stgcn_npy
 from skeldata.store import open_store
 from skeldata.verify import verify
 

@@ -1,9 +1,11 @@
 """The reference feeders' transforms as pure functions (arrays in, arrays out, no I/O).
 
 They reproduce what CTR-GCN's ``feeders/feeder_ntu.py`` / ``feeder_ucla.py`` and ``tools.py`` do, and
-the CSRE / Hyperformer / BlockGCN variants of those feeders (``docs/reference/ntu-ucla-preprocessing.md``
+the CSRE / Hyperformer / BlockGCN variants of those feeders (``docs/references.md``
 sections 1.4 and 3). Arrays are in the feeders' layout ``(C, T, V, M)`` unless a docstring says
-otherwise; a store sequence ``(T, M, V, C)`` becomes one with :func:`to_feeder_layout`.
+otherwise; a store sequence ``(T, M, V, C)`` becomes one with :func:`to_feeder_layout`. Bone and motion are skeldata's own
+(:func:`skeldata.pipeline.streams.bones` and :func:`~skeldata.pipeline.streams.motion`, on this layout's
+joint axis 2 and time axis 1).
 
 Every random draw goes through a :class:`numpy.random.Generator` passed in, so a transform is a
 function of its inputs and the generator's state.
@@ -43,9 +45,13 @@ import torch
 import torch.nn.functional as F
 
 from skeldata.layouts import Layout
+from skeldata.pipeline.streams import TRAINING_STREAMS, bones, motion
 
-#: The four input streams of the multi-stream recipes.
-STREAMS = ("joint", "bone", "joint_motion", "bone_motion")
+#: The four input streams of the multi-stream recipes (what each is made of:
+#: :data:`skeldata.pipeline.streams.TRAINING_STREAMS`).
+STREAMS = tuple(TRAINING_STREAMS)
+#: Time axis of the feeders' layout ``(C, T, V, M)``.
+TIME_AXIS = 1
 
 #: Shortest crop of the NTU training crop, in frames: a constant of ``tools.valid_crop_resize``
 #: (written there as 64, whatever the window).
@@ -257,22 +263,6 @@ def ucla_positions(value: np.ndarray, steps: int = 52, rng: Optional[np.random.G
 
 # ----------------------------------------------------------------------------------------- streams
 
-def bones(data: np.ndarray, layout: Layout) -> np.ndarray:
-    """Bone vectors of ``data (C, T, V, M)``: ``x[child] - x[parent]`` for the layout's pairs (the
-    feeders' ``ntu_pairs`` / NW-UCLA ``bone`` list; the root's self pair gives zero)."""
-    child, parent = layout.bone_index()
-    out = np.zeros_like(data)
-    out[:, :, child] = data[:, :, child] - data[:, :, parent]
-    return out
-
-
-def motion(data: np.ndarray) -> np.ndarray:
-    """Forward difference over time of ``data (C, T, V, M)``; the last frame is zero."""
-    out = np.zeros_like(data)
-    out[:, :-1] = data[:, 1:] - data[:, :-1]
-    return out
-
-
 def spine_relative(data: np.ndarray, spine: int) -> np.ndarray:
     """Joints relative to the ``spine`` joint of the same frame and body, the spine joint itself keeping
     its own trajectory (the CSRE / Hyperformer / BlockGCN joint stream)."""
@@ -291,8 +281,9 @@ def stream(positions: np.ndarray, name: str, layout: Layout, spine_relative_join
     """
     if name not in STREAMS:
         raise ValueError(f"unknown stream {name!r}; known: {', '.join(STREAMS)}")
+    base, of_motion = TRAINING_STREAMS[name]
     spine = layout.spine_joint
-    if name.startswith("bone"):
+    if base == "bone":
         out = bones(positions, layout)
         if spine_relative_joints:
             out[:, :, spine] = positions[:, :, spine]
@@ -300,4 +291,4 @@ def stream(positions: np.ndarray, name: str, layout: Layout, spine_relative_join
         out = spine_relative(positions, spine)
     else:
         out = positions
-    return motion(out) if name.endswith("motion") else out
+    return motion(out, axis=TIME_AXIS) if of_motion else out

@@ -310,7 +310,7 @@ class GraphEncoder(SkeletonEncoder):
         """The blocks ``l1``..``lN`` in order."""
         return [getattr(self, name) for name in self.block_names]
 
-    def normalize_input(self, x: torch.Tensor) -> torch.Tensor:
+    def normalise_input(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, T, V, M)`` -> BatchNorm per (person, joint, channel) -> ``(N*M, C, T, V)``."""
         self.check_input(x)
         n, c, t, v, m = x.shape
@@ -318,7 +318,7 @@ class GraphEncoder(SkeletonEncoder):
         return x.view(n, m, v, c, t).permute(0, 1, 3, 4, 2).reshape(n * m, c, t, v)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.normalize_input(x)
+        x = self.normalise_input(x)
         for block in self.blocks():
             x = block(x)
         return x

@@ -35,7 +35,7 @@ def edge_matrix(edges: Iterable[Edge], num_joints: int) -> np.ndarray:
     return matrix
 
 
-def normalize_columns(matrix: np.ndarray) -> np.ndarray:
+def normalise_columns(matrix: np.ndarray) -> np.ndarray:
     """Divide each column by its sum; all-zero columns stay zero."""
     column_sums = matrix.sum(axis=0)
     scale = np.divide(1.0, column_sums, out=np.zeros_like(column_sums), where=column_sums > 0)
@@ -60,8 +60,8 @@ def spatial_adjacency(layout: Union[str, Layout], variant: str = "standard") -> 
     num_joints = layout.num_joints
     subsets = (
         np.eye(num_joints),
-        normalize_columns(edge_matrix(inward, num_joints)),
-        normalize_columns(edge_matrix(outward, num_joints)),
+        normalise_columns(edge_matrix(inward, num_joints)),
+        normalise_columns(edge_matrix(outward, num_joints)),
     )
     return np.stack(subsets).astype(np.float32)
 

@@ -31,7 +31,7 @@ Topology branch (``topo``, ``t0``..``t9``), from the un-centred joints ``joint``
 3. each joint is taken as the point of ``R^V`` given by its row of the normalised matrix (the official
    call hands the matrix to torch-topological's ``VietorisRipsComplex`` as a point cloud), and the finite
    0-dimensional persistence diagram of the Rips filtration of these ``V`` points is computed
-   (:mod:`._persistence`: the edge lengths of a minimum spanning tree; no gradient flows into the joints);
+   (:mod:`._topology`: the edge lengths of a minimum spanning tree; no gradient flows into the joints);
 4. 64 learnt structure elements summarise the diagram: a ``(N, 64)`` embedding per sample;
 5. ``t{i}`` = ReLU(BN(Linear(64 -> width))) of the embedding row of each person, added as a channel bias.
 
@@ -68,7 +68,7 @@ import torch.nn.functional as F
 from ._blocks import (TEN_BLOCK_STRIDES, GraphEncoder, MultiScaleTemporalConv, bn_init, channel_shortcut,
                       conv_init, graph_temporal_blocks)
 from ._graph import HOP_GRAPH_VARIANTS, hop_distances, spatial_adjacency
-from ._persistence import StructureElements, rips_zero_dim_deaths
+from ._topology import StructureElements, rips_zero_dim_deaths
 from ._registry import register_encoder
 
 #: Width of the joint embedding (the input of ``l1``).
@@ -85,7 +85,7 @@ TOPOLOGY_ELEMENTS = 64
 NORM_EPS = 1e-4
 
 
-def column_normalize(weights: torch.Tensor) -> torch.Tensor:
+def column_normalise(weights: torch.Tensor) -> torch.Tensor:
     """Divide every column (the second-to-last axis is summed over) by its L2 norm plus :data:`NORM_EPS`."""
     return weights / (weights.norm(dim=-2, keepdim=True) + NORM_EPS)
 
@@ -125,7 +125,7 @@ class BlockGraphConv(nn.Module):
 
     def topologies(self) -> torch.Tensor:
         """``(branches, heads, V, V)``: learnt topology plus hop encoding, both column-normalised."""
-        return column_normalize(self.fc1) + column_normalize(self.rpe[:, :, self.hops])
+        return column_normalise(self.fc1) + column_normalise(self.rpe[:, :, self.hops])
 
     def summed_branch_convs(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Weight and bias of one grouped 1x1 convolution equal to the sum of the branches' ``fc2``, for an
@@ -161,7 +161,7 @@ def joint_distances(joint: torch.Tensor) -> torch.Tensor:
     return (mean_positions[..., :, None] - mean_positions[..., None, :]).norm(dim=1)
 
 
-def min_max_normalize(distances: torch.Tensor, per_sample: bool) -> torch.Tensor:
+def min_max_normalise(distances: torch.Tensor, per_sample: bool) -> torch.Tensor:
     """Scale ``(N, V, V)`` matrices to ``[0, 1]`` by the extremes of each sample or of the whole batch.
 
     A constant input (where the official code divides by zero) gives zeros.
@@ -187,7 +187,7 @@ class SkeletonTopology(nn.Module):
 
     def forward(self, joint: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            distances = min_max_normalize(joint_distances(joint), per_sample=not self.faithful)
+            distances = min_max_normalise(joint_distances(joint), per_sample=not self.faithful)
             deaths = rips_zero_dim_deaths(distances)
         diagram = torch.stack((torch.zeros_like(deaths), deaths), dim=-1)
         kept = deaths > 0
@@ -242,7 +242,7 @@ class BlockGCN(GraphEncoder):
         """The topology biases ``t0``..``t9``, one before each block."""
         return [getattr(self, name) for name in self.bias_names]
 
-    def normalize_input(self, x: torch.Tensor) -> torch.Tensor:
+    def normalise_input(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, T, V, M)`` -> joint embedding -> BatchNorm per (person, joint, channel) -> ``(N*M, 128, T, V)``."""
         self.check_input(x)
         n, _, frames, joints, persons = x.shape
@@ -261,7 +261,7 @@ class BlockGCN(GraphEncoder):
             joint = x
         elif joint.shape != x.shape:
             raise ValueError(f"joint has shape {tuple(joint.shape)}, x has {tuple(x.shape)}; they must agree")
-        features = self.normalize_input(x)
+        features = self.normalise_input(x)
         rows = person_rows(self.topo(joint), x.shape[-1], self.faithful)
         for block, bias in zip(self.blocks(), self.topology_biases()):
             features = block(features + bias(rows))

@@ -26,6 +26,7 @@ from typing import Callable, Dict, Mapping, Union
 
 import numpy as np
 
+from .._h5 import DEFAULT_COMPRESSION
 from ..datasets import DatasetSpec, get_dataset
 from ..errors import SkeldataError
 from ..formats.ntu import parse_name
@@ -60,7 +61,7 @@ class ImportSummary:
     seconds: float = 0.0
 
 
-def import_sgn_npz(path: PathLike, dataset: str, benchmark: str, out: PathLike, compression: str = "lzf",
+def import_sgn_npz(path: PathLike, dataset: str, benchmark: str, out: PathLike, compression: str = DEFAULT_COMPRESSION,
                    progress: Progress = lambda n: None) -> ImportSummary:
     """An SGN-family npz of ``benchmark`` of ``dataset`` into a store at ``out``."""
     started = time.perf_counter()
@@ -83,7 +84,7 @@ def import_sgn_npz(path: PathLike, dataset: str, benchmark: str, out: PathLike, 
     return summary
 
 
-def import_pyskl(path: PathLike, dataset: str, out: PathLike, compression: str = "lzf",
+def import_pyskl(path: PathLike, dataset: str, out: PathLike, compression: str = DEFAULT_COMPRESSION,
                  progress: Progress = lambda n: None) -> ImportSummary:
     """A pyskl / mmaction2 annotation pickle of ``dataset`` into a store at ``out``."""
     started = time.perf_counter()

@@ -1,6 +1,6 @@
 """The SGN-family npz (``NTU60_CS.npz``, ``NTU120_CSub.npz``, ...) read back into samples.
 
-The layout (reference spec, section 1.3; :func:`skeldata.export.export_sgn_npz` writes it): members
+The layout (``docs/references.md``, section 1.3; :func:`skeldata.convert.export.export_sgn_npz` writes it): members
 ``x_train``, ``y_train``, ``x_test``, ``y_test``; ``x`` float32 ``(N, T, 150)``, one row per frame
 holding two bodies of 25 joints (x, y, z), the rows after a sample's last frame zero; ``y`` one-hot
 ``(N, classes)``. A one-actor sample has zeros in columns 75:150 (NTU60 script) or a copy of actor 1

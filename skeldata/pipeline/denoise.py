@@ -1,5 +1,5 @@
 """Stage 2, denoise: choose up to two actors among a file's bodies, as the SGN-family
-``get_raw_denoised_data.py`` does (reference spec, section 1.2).
+``get_raw_denoised_data.py`` does (``docs/references.md``, section 1.2).
 
 A file with a single body is taken as it is (75 columns, nothing removed). A file with several
 bodies goes through:
@@ -30,8 +30,8 @@ import numpy as np
 
 from ..errors import SampleDropped
 from .extract import Body, RawSample, body_motion
+from ..limits import LENGTH_THRESHOLD
 
-LENGTH_THRESHOLD = 11
 SPREAD_X_OVER_Y = 0.8
 SPREAD_NOISE_RATIO = 0.69754
 

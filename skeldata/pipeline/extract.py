@@ -1,7 +1,7 @@
 """Stage 1, extract: group a file's body records by tracking id, as the SGN-family
 ``get_raw_skes_data.py`` does.
 
-Rules (reference spec, section 1.1):
+Rules (``docs/references.md``, section 1.1):
 
 * Frames without a body are removed from the timeline; the remaining frames are numbered
   ``0 .. valid_frames - 1``.

@@ -1,5 +1,5 @@
 """The ST-GCN-lineage NTU pipeline: what 2s-AGCN's ``ntu_gendata.py`` + ``preprocess.py`` (NTU60) and
-MS-G3D's ``ntu120_gendata.py`` (NTU120) make of one ``.skeleton`` file (reference spec, section 2).
+MS-G3D's ``ntu120_gendata.py`` (NTU120) make of one ``.skeleton`` file (``docs/references.md``, section 2).
 
 One sample at a time, in bounded memory, with numpy operations over whole frames and bodies instead
 of the references' per-joint Python loops. The result is float32 ``(300, 2, 25, 3)`` (frames, body
@@ -38,8 +38,8 @@ import numpy as np
 
 from ..errors import SampleDropped
 from ..formats.ntu import SkeletonRecords
+from ..limits import MAX_FRAMES
 
-MAX_FRAMES = 300
 KINECT_BODIES = 4
 BODIES = 2
 JOINTS = 25

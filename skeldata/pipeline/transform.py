@@ -1,5 +1,5 @@
 """Stage 3, transform: centre a denoised sample, as the SGN-family ``seq_transformation.py``
-(``seq_translation``) does (reference spec, section 1.3), and lay it out as ``(T, bodies, 25, 3)``.
+(``seq_translation``) does (``docs/references.md``, section 1.3), and lay it out as ``(T, bodies, 25, 3)``.
 
 * The origin is joint 2 (SpineMid, index 1) of actor 1 in the first frame where actor 1 has a
   non-zero coordinate. It is subtracted from every joint of every frame, in float32.

@@ -36,10 +36,10 @@ from typing import Callable, Dict, Iterator, Tuple, Union
 import h5py
 import numpy as np
 
-from .convert import pyskl
-from .splits import PARTS, get_benchmark
-from .output import replacing
-from .store import Store, pipeline_name
+from ..output import replacing
+from ..splits import PARTS, get_benchmark
+from ..store import Store, pipeline_name
+from . import pyskl
 
 #: The files ``export_stgcn_npy`` writes into its folder, by part.
 STGCN_FILES = {part: (f"{part}_data_joint.npy", f"{part}_label.pkl") for part in ("train", "val")}
