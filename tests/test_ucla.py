@@ -61,8 +61,13 @@ def test_small_ucla_store(tmp_path):
     assert summary.samples == 4 and dict(summary.dropped) == {"malformed": 1}
     with open_store(tmp_path / "ucla.h5") as store:
         assert store.layout.name == "ucla20" and store.sequence(0).shape == (2, 1, 20, 3)
-        assert list(store.samples.columns) >= ["action", "label", "n_bodies", "n_frames", "name", "subject"]
+        table = store.samples
+        assert sorted(table.columns) == ["action", "label", "n_bodies", "n_frames", "name", "subject", "take", "view"]
         names = store.names
+        for name, row in zip(names, table.itertuples()):
+            fields = parse_ucla_name(name)
+            assert (row.name, row.action, row.subject, row.take, row.view, row.label, row.n_frames, row.n_bodies) == \
+                (name, fields.action, fields.subject, fields.take, fields.view, fields.label, 2, 1)
         assert [names[i] for i in store.split("xview", "train")] == ["a01_s01_e00_v01", "a03_s01_e00_v01",
                                                                     "a12_s02_e01_v02"]
         assert [names[i] for i in store.split("xview", "test")] == ["a02_s01_e00_v03"]
