@@ -116,6 +116,24 @@ def written_files(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def nw_ucla_store(tmp_path_factory) -> Path:
+    """The store of the whole real NW-UCLA set (``../shared/data/nw-ucla/all_sqe``, 1,484 sequences), built
+    once per session; read-only."""
+    from skeldata.build import build
+
+    raw = shared_path("data", "nw-ucla", "all_sqe")
+    path = tmp_path_factory.mktemp("nw-ucla") / "ucla.h5"
+    build([raw], path, "ucla", jobs=2)
+    return path
+
+
+@pytest.fixture(scope="session")
+def ucla_store(tmp_path_factory) -> Path:
+    """Twelve real NW-UCLA sequences: 8 training (views 1 and 2), 4 test (view 3), actions a01 and a02;
+    built once per session; read-only."""
+    return ucla_subset_store(tmp_path_factory.mktemp("ucla"), ("a01", "a02"))
+
 def ucla_subset_store(folder: Path, actions, takes=("e00", "e01"), views=("v01", "v02", "v03")) -> Path:
     """A store of the real NW-UCLA sequences ``<action>_s01_<take>_<view>`` (subject 1), linked into
     ``folder/all_sqe`` and built to ``folder/ucla.h5``; skips without ``../shared``."""

@@ -9,9 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.skeldata import main
-from conftest import shared_path
 from skeldata import open_store
-from skeldata.build import build
 from skeldata.stats import compute_stats, histogram_edges
 
 MISSING_MATPLOTLIB = "needs matplotlib: pip install 'skeldata[plot]'"
@@ -140,13 +138,11 @@ def test_every_inspect_command_has_help_with_an_example(command):
 
 # ---------------------------------------------------------------------------------- the real NW-UCLA
 
-def test_the_real_nw_ucla_store(tmp_path):
-    raw = shared_path("data", "nw-ucla", "all_sqe")
-    build([raw], tmp_path / "ucla.h5", "ucla", jobs=2)
-    stats = json.loads(run("stats", tmp_path / "ucla.h5", "--json").output)
+def test_the_real_nw_ucla_store(nw_ucla_store):
+    stats = json.loads(run("stats", nw_ucla_store, "--json").output)
     assert stats["samples"] == 1484
     assert [stats["benchmarks"]["xview"][p]["samples"] for p in ("train", "test")] == [1020, 464]
     assert (stats["frame_length"]["min"], stats["frame_length"]["max"]) == (1, 201)
-    result = run("verify", tmp_path / "ucla.h5")
+    result = run("verify", nw_ucla_store)
     assert result.exit_code == 0
     assert "published counts of the full ucla: 1,484 samples, xview 1,020/464" in result.output

@@ -73,11 +73,10 @@ def test_small_ucla_store(tmp_path):
         assert [names[i] for i in store.split("xview", "test")] == ["a02_s01_e00_v03"]
 
 
-def test_the_real_nw_ucla_set(tmp_path):
+def test_the_real_nw_ucla_set(nw_ucla_store):
     raw = shared_path("data", "nw-ucla", "all_sqe")
-    summary = build([raw], tmp_path / "ucla.h5", "ucla", jobs=2)
-    assert summary.samples == 1484 and not summary.dropped
-    with open_store(tmp_path / "ucla.h5") as store:
+    with open_store(nw_ucla_store) as store:
+        assert len(store) == 1484 and len(store.dropped) == 0
         assert len(store.split("xview", "train")) == 1020 and len(store.split("xview", "test")) == 464
         table = store.samples
         assert table.n_frames.min() == 1 and table.n_frames.max() == 201
