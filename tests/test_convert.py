@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.skeldata import main
-from conftest import FIXTURES, shared_path
+from conftest import FIXTURES
 from skeldata import open_store
 from skeldata.build import build
 from skeldata.convert.importers import import_pyskl, import_sgn_npz
@@ -67,9 +67,8 @@ def test_store_to_pyskl_to_store_keeps_every_value(stores, tmp_path, dataset):
     assert_pyskl_round_trip(stores[dataset], dataset, tmp_path)
 
 
-def test_the_real_nw_ucla_set_round_trips_through_pyskl(tmp_path):
-    build([shared_path("data", "nw-ucla", "all_sqe")], tmp_path / "ucla.h5", "ucla", jobs=2)
-    assert_pyskl_round_trip(tmp_path / "ucla.h5", "ucla", tmp_path)
+def test_the_real_nw_ucla_set_round_trips_through_pyskl(nw_ucla_store, tmp_path):
+    assert_pyskl_round_trip(nw_ucla_store, "ucla", tmp_path)
 
 
 def assert_pyskl_round_trip(store_path: Path, dataset: str, tmp_path: Path) -> None:

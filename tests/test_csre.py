@@ -457,10 +457,7 @@ def test_stfd_loads_the_official_csre_checkpoint():
 def test_stfd_reproduces_official_outputs_on_the_hyperformer_feature_map():
     folder = shared_path("reference", "encoders", "csre_hyperformer_ntu60")
     facts = json.loads((folder / "facts.json").read_text())
-    try:
-        encoder = create_encoder(facts["create_encoder"]["name"], **facts["create_encoder"]["kwargs"])
-    except KeyError:
-        pytest.skip("needs the hyperformer encoder")
+    encoder = create_encoder(facts["create_encoder"]["name"], **facts["create_encoder"]["kwargs"])
     state = torch.load(folder / "state.pt")
     encoder.load_reference_state_dict(state)
     stfd = STFD.from_feature_map_shape(encoder.feature_map_shape, num_person=2)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import PROJECT_ROOT, shared_path, ucla_subset_store
+from conftest import PROJECT_ROOT, shared_path
 from test_encoders import REFERENCE_PARTS, assert_logits_close, features_and_logits, reference_folders
 from test_engine import one_line_error, run_cli, tiny
 
@@ -203,12 +203,6 @@ def test_csre_eval_clips_average_the_clips_softmax(ntu_store, tmp_path):
     one = load_scores(tmp_path / "one.npz")
     assert "clips" not in one.extra       # one clip: the plain logits (batches of 2 here, of 5 above)
     np.testing.assert_allclose(one.logits, per_clip[0].float().numpy(), rtol=1e-5, atol=1e-6)
-
-
-@pytest.fixture(scope="module")
-def ucla_store(tmp_path_factory) -> Path:
-    """Six NW-UCLA test-view and training-view sequences of one action."""
-    return ucla_subset_store(tmp_path_factory.mktemp("ucla"), ("a01",))
 
 
 def test_ucla_clips_draw_frames_without_the_view_change(ucla_store):

@@ -61,18 +61,22 @@ def test_small_ucla_store(tmp_path):
     assert summary.samples == 4 and dict(summary.dropped) == {"malformed": 1}
     with open_store(tmp_path / "ucla.h5") as store:
         assert store.layout.name == "ucla20" and store.sequence(0).shape == (2, 1, 20, 3)
-        assert list(store.samples.columns) >= ["action", "label", "n_bodies", "n_frames", "name", "subject"]
+        table = store.samples
+        assert sorted(table.columns) == ["action", "label", "n_bodies", "n_frames", "name", "subject", "take", "view"]
         names = store.names
+        for name, row in zip(names, table.itertuples()):
+            fields = parse_ucla_name(name)
+            assert (row.name, row.action, row.subject, row.take, row.view, row.label, row.n_frames, row.n_bodies) == \
+                (name, fields.action, fields.subject, fields.take, fields.view, fields.label, 2, 1)
         assert [names[i] for i in store.split("xview", "train")] == ["a01_s01_e00_v01", "a03_s01_e00_v01",
                                                                     "a12_s02_e01_v02"]
         assert [names[i] for i in store.split("xview", "test")] == ["a02_s01_e00_v03"]
 
 
-def test_the_real_nw_ucla_set(tmp_path):
+def test_the_real_nw_ucla_set(nw_ucla_store):
     raw = shared_path("data", "nw-ucla", "all_sqe")
-    summary = build([raw], tmp_path / "ucla.h5", "ucla", jobs=2)
-    assert summary.samples == 1484 and not summary.dropped
-    with open_store(tmp_path / "ucla.h5") as store:
+    with open_store(nw_ucla_store) as store:
+        assert len(store) == 1484 and len(store.dropped) == 0
         assert len(store.split("xview", "train")) == 1020 and len(store.split("xview", "test")) == 464
         table = store.samples
         assert table.n_frames.min() == 1 and table.n_frames.max() == 201
