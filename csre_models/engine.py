@@ -61,7 +61,6 @@ from tqdm import tqdm
 from skeldata import open_store
 from skeldata.errors import StoreError
 from skeldata.output import remove_stale_temporaries, replacing
-from skeldata.store import pipeline_name
 
 from . import checkpoint as ckpt
 from . import runinfo
@@ -358,8 +357,8 @@ def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = 
     try:
         check_store(store)
         with open_store(store) as opened:
-            layout, classes, benchmarks = opened.layout.name, int(opened.attrs["num_classes"]), opened.benchmarks
-            persons = int(opened.attrs["max_bodies"])
+            layout, classes, benchmarks = opened.layout.name, opened.num_classes, opened.benchmarks
+            persons = opened.max_bodies
     except StoreError as exc:
         raise ConfigError(f"--store: {exc}") from None
     if part not in PARTS:
@@ -626,8 +625,7 @@ def prepare_config(config: TrainConfig) -> TrainConfig:
         check_store(config.store)
         with open_store(config.store) as store:
             benchmarks, layout, dataset = store.benchmarks, store.layout.name, store.dataset.name
-            classes = int(store.attrs["num_classes"])
-            pipeline = pipeline_name(store.attrs)
+            classes, pipeline = store.num_classes, store.pipeline
     except StoreError as exc:
         raise ConfigError(f"--store: {exc}") from None
     if config.dataset is not None and config.dataset != dataset:
@@ -681,8 +679,8 @@ class Trainer:
     def _setup_model(self, init_weights: Optional[Weights] = None) -> None:
         config = self.config
         with open_store(config.store) as store:
-            self.model_args = ckpt.model_arguments(config.encoder, store.attrs["num_classes"], store.layout.name,
-                                                   store.attrs["max_bodies"], config.window, config.encoder_options)
+            self.model_args = ckpt.model_arguments(config.encoder, store.num_classes, store.layout.name,
+                                                   store.max_bodies, config.window, config.encoder_options)
         torch.manual_seed(config.seed)
         try:
             encoder = ckpt.build_encoder(self.model_args)
