@@ -66,7 +66,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from csre_models.checkpoint import build_encoder, model_arguments
 from csre_models.config import TrainConfig, load_config_file, resolve_config
-from csre_models.engine import build_model, takes_joint_input, training_step
+from csre_models.data.sampling import takes_joint_input
+from csre_models.engine import build_model, training_step
 from csre_models.schedule import build_optimizer
 
 from bench_encoders import SETTINGS, build_official, cuda_calls_stay_on_cpu
