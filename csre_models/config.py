@@ -10,7 +10,7 @@ run starts from the configuration stored in its checkpoint instead of the defaul
 what is being trained (:data:`FIXED_ON_RESUME`) may not change then.
 
 ``window`` and ``work_dir`` may stay unset: :func:`default_window` and :func:`default_work_dir` fill them
-from the store's layout and the run's identity.
+from the encoder's card and the store's layout, and from the run's identity.
 
 Every check of a configuration is here: the types and names of its fields (:func:`resolve_config`), what a
 resumed run may change (:func:`check_resume_changes`, :func:`resumed_config`) and whether it can run on its
@@ -90,7 +90,8 @@ class TrainConfig:
                                          "lr_steps: lr * lr_epoch_decay ** (epoch - warmup_epochs) (1: none).")
     clip_grad_norm: Optional[float] = _option(None, "Clip the L2 norm of all gradients together to this value "
                                                     "before each step (default: no clipping).")
-    window: Optional[int] = _option(None, "Frames per sample (default: 64 for NTU, 52 for NW-UCLA).")
+    window: Optional[int] = _option(None, "Frames per sample (default: the encoder's recipes', 64 for NTU and 52 for "
+                                          "NW-UCLA).")
     spine_relative: bool = _option(False, "Joints relative to the spine, its trajectory kept (the "
                                           "Hyperformer / BlockGCN feeders).")
     crop: bool = _option(True, "NTU: valid-frame crop resized to the window (the CTR-GCN-family feeders); "
@@ -328,7 +329,7 @@ def prepare_config(config: TrainConfig) -> TrainConfig:
     if benchmark not in benchmarks:
         given = "--benchmark is required" if benchmark is None else f"--benchmark {benchmark}: not in this store"
         raise ConfigError(f"{given}; {config.store} ({dataset}) has {', '.join(benchmarks) or 'no benchmark'}")
-    config = dataclasses.replace(config, benchmark=benchmark, window=config.window or default_window(layout))
+    config = dataclasses.replace(config, benchmark=benchmark, window=config.window or default_window(layout, config.encoder))
     if config.work_dir is None:
         config = dataclasses.replace(config, work_dir=default_work_dir(config, dataset))
     resolve_precision(config.precision, resolve_device(config.device))
@@ -347,9 +348,12 @@ def resumed_config(stored_values: Mapping[str, Any], work_dir: str, file_values:
     return resumed, check_resume_changes(stored, resumed)
 
 
-def default_window(layout: str) -> int:
-    """The reference window of a joint layout: 64 frames for NTU (``ntu25``), 52 for NW-UCLA (``ucla20``)."""
-    return {"ntu25": 64, "ucla20": 52}[layout]
+def default_window(layout: str, encoder: str) -> int:
+    """The window of ``encoder``'s published recipes on a joint layout (its card's: 64 frames on NTU, 52 on
+    NW-UCLA for every shipped encoder)."""
+    from .encoders import encoder_card
+
+    return encoder_card(encoder).window(layout)
 
 
 def default_work_dir(config: TrainConfig, dataset: str) -> str:

@@ -59,12 +59,11 @@ from .config import (STREAMS, ConfigError, TrainConfig, config_from_dict, defaul
                      prepare_config, resumed_config)
 from .csre import BankContrastLoss, CSREModel, csre_objective
 from .data import SkeletonDataset, check_store
-from .data.sampling import (EpochBatches, SeededTrainingItems, TestClip, build_data, takes_joint_input,
-                            validation_samples)
+from .data.sampling import EpochBatches, SeededTrainingItems, TestClip, build_data, validation_samples
 from .distributed import (WorldInfo, all_gather_objects, all_reduce_sum, barrier, broadcast_buffers,
                           init_distributed, is_distributed, shutdown_distributed, world_info_from_env,
                           wrap_ddp)
-from .encoders import list_encoders
+from .encoders import encoder_card, list_encoders
 from .ensemble import Scores, average_clip_logits, save_scores, with_metadata
 from .precision import FP32_CPU, Precision, resolve_precision
 from .runtime import apply_runtime_options, resolve_device, seed_globals
@@ -191,7 +190,7 @@ def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = 
 
     Any other file must be a state dict in the official key layout of ``encoder`` (:mod:`.weights`;
     ``reference_weights`` reads even a csre_models checkpoint so). The store gives the classes, joint layout
-    and persons; ``window`` defaults to the layout's (64 NTU, 52 NW-UCLA), ``stream`` to ``joint``, the feeder
+    and persons; ``window`` defaults to the encoder card's (64 NTU, 52 NW-UCLA), ``stream`` to ``joint``, the feeder
     variant (``spine_relative``) and ``encoder_options`` to the shipped config's
     (:func:`~csre_models.weights.published_recipe`), ``benchmark`` to the store's only one. Evaluated in
     float32. The payload returned then is ``{"kind": "reference", "store_fingerprint": None, ...}``.
@@ -232,7 +231,7 @@ def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = 
             benchmark = benchmarks[0]
         try:
             model, arguments, spine_relative = build_reference_encoder(
-                weights, encoder, classes, layout, persons, window or default_window(layout), stream, spine_relative,
+                weights, encoder, classes, layout, persons, window or default_window(layout, encoder), stream, spine_relative,
                 encoder_options)
         except ckpt.CheckpointError:
             raise
@@ -270,7 +269,7 @@ def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = 
     torch_device = resolve_device(device)
     dataset = SkeletonDataset(store, benchmark, "train" if part == "val" else part, stream=stream, train=False,
                               window=arguments["window"], spine_relative=spine_relative,
-                              return_joint=takes_joint_input(model), crop=crop)
+                              return_joint=encoder_card(arguments["name"]).takes_joint, crop=crop)
     positions = validation_samples(dataset.num_samples, config.val_fraction, config.seed) if part == "val" else None
     precision = resolve_precision(precision_name, torch_device, fall_back=True)
     scores = evaluate(model.eval().to(torch_device), dataset, positions, torch_device, batch_size, num_workers,
@@ -417,7 +416,7 @@ class Trainer:
             # After the seeded initialisation, drawing nothing: a classifier that is not loaded keeps the weights
             # a run without --init-from starts from, and everything else draws the same.
             self.init_report = load_weights(encoder, self.model_args, init_weights, new_classifier=True)
-        self.data = build_data(config, takes_joint_input(encoder))
+        self.data = build_data(config, encoder_card(config.encoder).takes_joint)
         model = build_model(config, encoder, self.data.train.bank_labels).to(self.device)
         if config.compile:
             encoder.compile()  # in place: the state dict keeps its keys, checkpoints stay interchangeable

@@ -8,7 +8,8 @@ import torch
 from cli.train import train as train_command
 from conftest import PROJECT_ROOT
 from csre_models import create_encoder, list_encoders
-from csre_models.config import load_config_file, resolve_config
+from csre_models.config import default_window, load_config_file, resolve_config
+from csre_models.encoders import encoder_card
 from test_engine import one_line_error, run_cli, tiny_flags, ucla_store  # noqa: F401  (ucla_store: a fixture)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -66,6 +67,13 @@ def test_shipped_configs_load_and_match_their_names():
         assert (config.optimizer, config.random_rot) == (("adam", False) if hcn else ("sgd", not own_agcn)), path
         assert (config.clip_grad_norm, config.lr_epoch_decay) == ((32.0, 0.99) if hcn else (None, 1.0)), path
         classes, layout, persons = CONFIG_DATASETS[dataset]
+        # The encoder's card says the same (what defaults, the dataset and official weights go by).
+        card = encoder_card(config.encoder)
+        assert path in card.recipes() and config.spine_relative == card.spine_relative(layout), path
+        if stgcn:
+            assert (config.window, config.crop) == (card.stgcn_window, card.stgcn_feeder != "whole"), path
+        else:
+            assert config.window == card.window(layout) == default_window(layout, config.encoder), path
         create_encoder(config.encoder, num_class=classes, layout=layout, num_person=persons, window=config.window,
                        **config.encoder_options)
 

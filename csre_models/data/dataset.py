@@ -71,13 +71,12 @@ from skeldata.errors import StoreError
 from skeldata.store import Store, open_store
 from skeldata.verify import verify
 
+from ..encoders._registry import DEFAULT_WINDOWS
 from . import transforms as T
 
 #: Stores whose frames take at most this many bytes are checksummed whole before training (a second or two).
 SCAN_LIMIT_BYTES = 1 << 30
 
-#: Default window per joint layout: the published recipes' frames per input.
-DEFAULT_WINDOWS = {"ntu25": 64, "ucla20": 52}
 #: Default crop fractions of the NTU feeder: a random crop in training, the centre at test time.
 TRAIN_P_INTERVAL = (0.5, 1.0)
 TEST_P_INTERVAL = (0.95,)

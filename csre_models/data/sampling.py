@@ -10,12 +10,10 @@ a run resumed at any batch continues exactly as if it had not stopped.
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
-import torch.nn as nn
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from ..config import ConfigError, TrainConfig
@@ -23,7 +21,7 @@ from ..distributed import WorldInfo
 from .dataset import SkeletonDataset
 
 __all__ = ["VALIDATION_STREAM", "validation_samples", "SeededTrainingItems", "EpochBatches", "TestClip",
-           "takes_joint_input", "RunData", "build_data"]
+           "RunData", "build_data"]
 
 #: Entropy word that separates the validation draw from every other use of the seed.
 VALIDATION_STREAM = 0x5EED_0FA1
@@ -92,11 +90,6 @@ class EpochBatches(Sampler):
         order = list(self.sampler)
         for b in range(self.skip, self.batches_per_epoch):
             yield [(int(self.positions[i]), self.epoch) for i in order[b * self.batch_size:(b + 1) * self.batch_size]]
-
-
-def takes_joint_input(encoder: nn.Module) -> bool:
-    """Whether the encoder reads BlockGCN's un-centred joint tensor (``forward_features(x, joint=...)``)."""
-    return "joint" in inspect.signature(encoder.forward_features).parameters
 
 
 @dataclass
