@@ -10,7 +10,7 @@ import torch
 
 from conftest import PROJECT_ROOT
 from csre_models.checkpoint import load_checkpoint
-from test_engine import metrics, same_tensors, tiny_flags
+from test_engine import _same_tensors, metrics, tiny_flags
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -39,7 +39,7 @@ def test_ddp_on_cpu_two_processes_resumes_exactly(ntu_store, tmp_path):
     torchrun(tiny_flags(ntu_store, straight) + ["--max-steps", "5"])
     a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(interrupted / "last.pt")
     assert a["position"] == b["position"] == {"epoch": 1, "batch": 1, "global_step": 5}
-    assert same_tensors(a["model"], b["model"]) and same_tensors(a["optimizer"], b["optimizer"])
+    assert _same_tensors(a["model"], b["model"]) and _same_tensors(a["optimizer"], b["optimizer"])
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices for NCCL")

@@ -179,13 +179,13 @@ def test_ucla_ctrgcn_with_the_reference_window(ucla_store, tmp_path):
 
 # ------------------------------------------------------------------------------------------ resuming
 
-def same_tensors(a, b) -> bool:
+def _same_tensors(a, b) -> bool:
     if isinstance(a, torch.Tensor):
         return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
     if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same_tensors(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(_same_tensors(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same_tensors(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same_tensors(x, y) for x, y in zip(a, b))
     return a == b
 
 
@@ -203,7 +203,7 @@ def test_resume_continues_bit_identically(ntu_store, tmp_path):
     a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(pieces / "last.pt")
     assert a["position"] == b["position"] == {"epoch": 1, "batch": 2, "global_step": 5}
     for key in ("model", "optimizer", "scheduler", "rank_states"):
-        assert same_tensors(a[key], b[key]), key
+        assert _same_tensors(a[key], b[key]), key
     assert np.array_equal(load_scores(straight / "scores_test.npz").logits,
                           load_scores(pieces / "scores_test.npz").logits)
     without_time = [{k: v for k, v in m.items() if k != "seconds"} for m in metrics(pieces) if m["complete"]]
@@ -229,7 +229,7 @@ def test_adam_with_clipping_resumes_bit_identically(ntu_store, tmp_path):
     a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(pieces / "last.pt")
     assert a["position"] == b["position"] == {"epoch": 1, "batch": 1, "global_step": 4}
     for key in ("model", "optimizer", "scheduler", "rank_states"):
-        assert same_tensors(a[key], b[key]), key
+        assert _same_tensors(a[key], b[key]), key
     assert a["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999)
     assert {"exp_avg", "exp_avg_sq"} <= set(a["optimizer"]["state"][0])
     assert [m["lr"] for m in metrics(straight)] == pytest.approx([0.01, 0.01 * 0.99])
