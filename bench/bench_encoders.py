@@ -41,6 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from csre_models import create_encoder
+from csre_models.encoders import encoder_card
 
 #: Top-level packages of the official repositories; forgotten after each import so that two
 #: repositories with a ``model`` package can be benchmarked in one run.
@@ -55,32 +56,41 @@ class Setting:
     """One encoder's benchmark setting and how to build its official counterpart."""
 
     name: str
-    window: int
     official_module: str
     official_class: str
     official_kwargs: Dict
     unused_imports: Sequence[str] = ()
     calls_cuda: bool = False
     takes_label: bool = False
-    takes_joint: bool = False
     num_class: int = 60
     layout_kwargs: Dict = field(default_factory=lambda: dict(layout="ntu25", num_person=2))
 
+    @property
+    def window(self) -> int:
+        """The official repository's own NTU input (the encoder card's): the window of its recipe for
+        ``--pipeline stgcn`` data when it has one (2s-AGCN: all 300 frames), else its recipes' 64."""
+        card = encoder_card(self.name)
+        return card.stgcn_window or card.window("ntu25")
+
+    @property
+    def takes_joint(self) -> bool:
+        return encoder_card(self.name).takes_joint
+
 
 SETTINGS = {
-    "ctrgcn": Setting("ctrgcn", 64, "model.ctrgcn", "Model",
+    "ctrgcn": Setting("ctrgcn", "model.ctrgcn", "Model",
                       dict(num_class=60, num_point=25, num_person=2, **NTU_GRAPH)),
-    "agcn": Setting("agcn", 300, "model.agcn", "Model",
+    "agcn": Setting("agcn", "model.agcn", "Model",
                     dict(num_class=60, num_point=25, num_person=2, **NTU_GRAPH), calls_cuda=True),
-    "hcn": Setting("hcn", 64, "model.HCN", "HCN",
+    "hcn": Setting("hcn", "model.HCN", "HCN",
                    dict(in_channel=3, num_joint=25, num_person=2, out_channel=64, window_size=64, num_class=60),
                    unused_imports=("torchvision", "openpyxl")),
-    "hyperformer": Setting("hyperformer", 64, "model.Hyperformer", "Model",
+    "hyperformer": Setting("hyperformer", "model.Hyperformer", "Model",
                            dict(num_class=60, num_point=25, num_person=2, joint_label=HYPERFORMER_NTU_JOINT_LABEL,
                                 **NTU_GRAPH), takes_label=True),
-    "blockgcn": Setting("blockgcn", 64, "model.BlockGCN", "Model",
+    "blockgcn": Setting("blockgcn", "model.BlockGCN", "Model",
                         dict(num_class=60, num_point=25, num_person=2, window_size=64, **NTU_GRAPH),
-                        takes_label=True, takes_joint=True),
+                        takes_label=True),
 }
 
 

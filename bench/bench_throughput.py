@@ -66,15 +66,15 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from csre_models.checkpoint import build_encoder, model_arguments
 from csre_models.config import TrainConfig, load_config_file, resolve_config
-from csre_models.engine import build_model, takes_joint_input, training_step
+from csre_models.encoders import encoder_card, list_encoders
+from csre_models.engine import build_model, training_step
 from csre_models.schedule import build_optimizer
 
 from bench_encoders import SETTINGS, build_official, cuda_calls_stay_on_cpu
 from bench_train import fill_banks
 
-#: The encoders, in the order of the table.
-ENCODERS = ("hcn", "agcn", "ctrgcn", "hyperformer", "blockgcn")
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+#: The encoders, in the order of the table: by the year of their paper (their cards').
+ENCODERS = tuple(sorted(list_encoders(), key=lambda name: (encoder_card(name).published, name)))
 #: The recipe each encoder is timed at: its NTU-60 X-Sub CSRE config.
 RECIPE = "ntu60-xsub-joint.yaml"
 #: NTU-60: joint layout, joints, persons per sample, classes.
@@ -204,9 +204,9 @@ class Variant:
 
 def recipe(name: str, args: argparse.Namespace) -> TrainConfig:
     """The encoder's NTU-60 X-Sub CSRE recipe, with ``--batch`` and ``--window`` applied."""
-    config = resolve_config(load_config_file(str(CONFIGS / name / RECIPE)))
+    config = resolve_config(load_config_file(str(encoder_card(name).recipe_folder / RECIPE)))
     return dataclasses.replace(config, batch_size=args.batch or config.batch_size,
-                               window=args.window or config.window or 64)
+                               window=args.window or config.window or encoder_card(name).window("ntu25"))
 
 
 def optimizer_of(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -235,7 +235,7 @@ def our_variants(config: TrainConfig, bank_labels: torch.Tensor, args: argparse.
         model = model.to(device).train()
         variants.append(Variant("ours+csre" if csre else "ours", precision_wrapper(model, args),
                                 optimizer_of(model, config_csre), scaler_of(args), csre=csre,
-                                joint=takes_joint_input(encoder)))
+                                joint=encoder_card(config.encoder).takes_joint))
     return variants
 
 

@@ -23,7 +23,7 @@ store built from ``--raw`` (or ``--store``):
   are replaced by empty modules when they are not installed, and its ``tools`` module gets the ``int()``
   of size-1 arrays that numpy before 2.x allowed (``valid_crop_resize`` calls it on ``np.random.rand(1)``).
 
-Our side is :func:`csre_models.engine.build_data` on the recipe (the datasets training uses). Test parts
+Our side is :func:`csre_models.data.sampling.build_data` on the recipe (the datasets training uses). Test parts
 are compared exactly. Training parts: 2s-AGCN's recipes switch every augmentation off (deterministic);
 HCN's training crop draws from numpy's global generator (``np.random.rand``, ``np.random.randint``), so
 for every sample the global generator is seeded (``SEED + position``) before the reference item and again
@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from csre_models.config import load_config_file, resolve_config  # noqa: E402
-from csre_models.engine import build_data  # noqa: E402
+from csre_models.data.sampling import build_data  # noqa: E402
 from skeldata.build import build  # noqa: E402
 from skeldata.convert.export import export_stgcn_npy  # noqa: E402
 from skeldata.store import open_store  # noqa: E402

@@ -37,8 +37,7 @@ def _flag_names(args: Sequence[str]) -> List[str]:
 
 def _planned_config(run):
     """The resolved configuration ``csre-train`` will give ``run`` (the same parsing as the command)."""
-    from csre_models.config import ConfigError, load_config_file, resolve_config
-    from csre_models.engine import prepare_config
+    from csre_models.config import ConfigError, load_config_file, prepare_config, resolve_config
 
     try:
         ctx = train_command.make_context("csre-train", list(run.args))

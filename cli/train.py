@@ -120,8 +120,7 @@ def train(ctx: click.Context, config_file: str, resume: bool, auto_resume: bool,
       torchrun --nproc_per_node=2 --no-python csre-train --config configs/ctrgcn/ntu60-xsub-joint.yaml \\
                --store ntu60.h5
     """
-    from csre_models.config import load_config_file, resolve_config
-    from csre_models.engine import prepare_config
+    from csre_models.config import load_config_file, prepare_config, resolve_config
     from csre_models.engine import train as run_training
 
     from csre_models.config import ConfigError

@@ -13,18 +13,17 @@ Two kinds of file, both ``torch.save`` dictionaries loadable with ``torch.load(w
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 from pathlib import Path
 from typing import Any, Dict, Mapping, Tuple, Union
 
-import h5py
 import numpy as np
 import torch
 import torch.nn as nn
 
 from skeldata.output import replacing
+from skeldata.store import open_store
 
 from .csre import encoder_state_dict
 from .encoders import create_encoder
@@ -47,22 +46,10 @@ class CheckpointError(CSREModelsError):
 # ------------------------------------------------------------------------------------ store fingerprint
 
 def store_fingerprint(path: PathLike) -> Dict[str, Any]:
-    """What identifies a store's content: data set, sample count and a digest of the CRC-32 attributes that
-    skeldata writes on every stream, sample column and split (so a rebuilt, identical store matches and a
-    store with any other frame, label or split does not). The file name plays no part."""
-    with h5py.File(path, "r") as h5:
-        checksums = []
-        for group in ("samples", "streams", "splits"):
-            if group in h5:
-                h5[group].visititems(lambda name, item, group=group: checksums.append(
-                    f"{group}/{name}:{int(item.attrs['crc32'])}") if "crc32" in item.attrs else None)
-        digest = hashlib.sha256("\n".join(sorted(checksums)).encode()).hexdigest()[:16]
-        return {"dataset": _text(h5.attrs.get("dataset")), "num_samples": int(h5.attrs.get("num_samples", -1)),
-                "digest": digest}
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    """What identifies the content of the store at ``path``: :meth:`skeldata.store.Store.fingerprint`
+    (data set, sample count and a digest of skeldata's checksums; the file name plays no part)."""
+    with open_store(path) as store:
+        return store.fingerprint()
 
 
 def check_fingerprint(saved: Mapping[str, Any], current: Mapping[str, Any], store: PathLike) -> None:

@@ -10,7 +10,11 @@ run starts from the configuration stored in its checkpoint instead of the defaul
 what is being trained (:data:`FIXED_ON_RESUME`) may not change then.
 
 ``window`` and ``work_dir`` may stay unset: :func:`default_window` and :func:`default_work_dir` fill them
-from the store's layout and the run's identity.
+from the encoder's card and the store's layout, and from the run's identity.
+
+Every check of a configuration is here: the types and names of its fields (:func:`resolve_config`), what a
+resumed run may change (:func:`check_resume_changes`, :func:`resumed_config`) and whether it can run on its
+store, encoder and device (:func:`prepare_config`), each failure a :class:`ConfigError` with a one-line reason.
 """
 from __future__ import annotations
 
@@ -27,8 +31,8 @@ from skeldata.pipeline.streams import TRAINING_STREAMS
 from .errors import CSREModelsError
 
 __all__ = ["TrainConfig", "ConfigError", "FIXED_ON_RESUME", "STREAMS", "config_fields", "load_config_file",
-           "resolve_config", "config_from_dict", "dump_config", "check_resume_changes", "default_window",
-           "default_work_dir"]
+           "resolve_config", "config_from_dict", "dump_config", "check_resume_changes", "prepare_config",
+           "resumed_config", "default_window", "default_work_dir"]
 
 #: The input streams a model can be trained on (``SkeletonDataset``'s ``stream``).
 STREAMS = tuple(TRAINING_STREAMS)
@@ -90,7 +94,8 @@ class TrainConfig:
                                          "lr_steps: lr * lr_epoch_decay ** (epoch - warmup_epochs) (1: none).")
     clip_grad_norm: Optional[float] = _option(None, "Clip the L2 norm of all gradients together to this value "
                                                     "before each step (default: no clipping).")
-    window: Optional[int] = _option(None, "Frames per sample (default: 64 for NTU, 52 for NW-UCLA).")
+    window: Optional[int] = _option(None, "Frames per sample (default: the encoder's recipes', 64 for NTU and 52 for "
+                                          "NW-UCLA).")
     spine_relative: bool = _option(False, "Joints relative to the spine, its trajectory kept (the "
                                           "Hyperformer / BlockGCN feeders).")
     crop: bool = _option(True, "NTU: valid-frame crop resized to the window (the CTR-GCN-family feeders); "
@@ -259,9 +264,100 @@ def check_resume_changes(stored: TrainConfig, requested: TrainConfig) -> List[Tu
     return changes
 
 
-def default_window(layout: str) -> int:
-    """The reference window of a joint layout: 64 frames for NTU (``ntu25``), 52 for NW-UCLA (``ucla20``)."""
-    return {"ntu25": 64, "ucla20": 52}[layout]
+def prepare_config(config: TrainConfig) -> TrainConfig:
+    """``config`` checked against the store and the registry, with ``window`` and ``work_dir`` filled in.
+
+    Raises :class:`ConfigError` with a one-line reason for anything that cannot run.
+    """
+    # Imported here, not at the top: this module stays light (no torch, no HDF5) for the command line's
+    # --help, and precision and runtime import ConfigError from it.
+    from skeldata import open_store
+    from skeldata.errors import StoreError
+
+    from .data import check_store
+    from .encoders import list_encoders
+    from .precision import resolve_precision
+    from .runtime import resolve_device
+    from .schedule import OPTIMIZERS
+
+    if not config.store:
+        raise ConfigError("--store is required (a store written by skeldata build)")
+    if config.encoder not in list_encoders():
+        raise ConfigError(f"unknown encoder {config.encoder!r}; known: {', '.join(list_encoders())}")
+    if config.stream not in STREAMS:
+        raise ConfigError(f"unknown stream {config.stream!r}; known: {', '.join(STREAMS)}")
+    numbers = {"epochs": 1, "batch_size": 1, "test_batch_size": 1, "test_clips": 1, "num_workers": 0, "seed": 0,
+               "warmup_epochs": 0, "csre_positives": 1, "csre_negatives": 1, "csre_dim": 1, "csre_reduction": 1}
+    for name, least in numbers.items():
+        if getattr(config, name) < least:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(config, name)}")
+    if config.checkpoint_every is not None and config.checkpoint_every < 1:
+        raise ConfigError(f"--checkpoint-every must be at least 1, got {config.checkpoint_every}")
+    if config.checkpoint_minutes < 0:
+        raise ConfigError(f"--checkpoint-minutes must be 0 (off) or more, got {config.checkpoint_minutes}")
+    if config.threads is not None and config.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {config.threads}")
+    if config.max_steps is not None and config.max_steps < 0:
+        raise ConfigError(f"--max-steps must be at least 0, got {config.max_steps}")
+    if not 0 <= config.val_fraction < 1:
+        raise ConfigError(f"--val-fraction must be in [0, 1), got {config.val_fraction}")
+    if config.pipeline not in (None, "sgn", "stgcn"):
+        raise ConfigError(f"unknown pipeline {config.pipeline!r}; known: sgn, stgcn")
+    if config.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {config.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+    for name in ("lr_epoch_decay", "clip_grad_norm"):
+        if getattr(config, name) is not None and getattr(config, name) <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(config, name)}")
+    try:
+        check_store(config.store)
+        with open_store(config.store) as store:
+            benchmarks, layout, dataset = store.benchmarks, store.layout.name, store.dataset.name
+            classes, pipeline = store.num_classes, store.pipeline
+    except StoreError as exc:
+        raise ConfigError(f"--store: {exc}") from None
+    if config.dataset is not None and config.dataset != dataset:
+        raise ConfigError(f"the configuration is for {config.dataset} but {config.store} holds {dataset} ({layout}, "
+                          f"{classes} classes); use a {dataset} config (configs/<encoder>/{dataset}-...) or "
+                          f"another store")
+    if config.pipeline is not None and layout == "ntu25" and config.pipeline != pipeline:
+        raise ConfigError(f"the configuration is for a store built with --pipeline {config.pipeline} but "
+                          f"{config.store} was built with --pipeline {pipeline}")
+    if not config.crop and layout != "ntu25":
+        raise ConfigError(f"--no-crop: NTU stores only; {config.store} ({dataset}) has its own frame sampling")
+    if not config.random_rot and layout != "ntu25":
+        raise ConfigError(f"--no-random-rot: the random rotation is the NTU feeder's; {config.store} ({dataset}) "
+                          f"has its own training augmentation")
+    benchmark = config.benchmark
+    if benchmark is None and len(benchmarks) == 1:
+        benchmark = benchmarks[0]
+    if benchmark not in benchmarks:
+        given = "--benchmark is required" if benchmark is None else f"--benchmark {benchmark}: not in this store"
+        raise ConfigError(f"{given}; {config.store} ({dataset}) has {', '.join(benchmarks) or 'no benchmark'}")
+    config = dataclasses.replace(config, benchmark=benchmark, window=config.window or default_window(layout, config.encoder))
+    if config.work_dir is None:
+        config = dataclasses.replace(config, work_dir=default_work_dir(config, dataset))
+    resolve_precision(config.precision, resolve_device(config.device))
+    return config
+
+
+def resumed_config(stored_values: Mapping[str, Any], work_dir: str, file_values: Mapping[str, Any],
+                   explicit: Mapping[str, Any]) -> Tuple[TrainConfig, List[Tuple[str, Any, Any]]]:
+    """The configuration of a resumed run, prepared (:func:`prepare_config`): the one stored in its checkpoint
+    (``stored_values``), overridden by the config file and the flags given now, and the fields that changed.
+    Changing what is trained is refused (:func:`check_resume_changes`); the caller also checks that the store's
+    content is the same (:func:`~csre_models.checkpoint.check_fingerprint`)."""
+    stored = config_from_dict(stored_values)
+    resumed = prepare_config(dataclasses.replace(resolve_config(file_values, explicit, base=stored),
+                                                 work_dir=work_dir))
+    return resumed, check_resume_changes(stored, resumed)
+
+
+def default_window(layout: str, encoder: str) -> int:
+    """The window of ``encoder``'s published recipes on a joint layout (its card's: 64 frames on NTU, 52 on
+    NW-UCLA for every shipped encoder)."""
+    from .encoders import encoder_card
+
+    return encoder_card(encoder).window(layout)
 
 
 def default_work_dir(config: TrainConfig, dataset: str) -> str:

@@ -1,7 +1,8 @@
 """Training and evaluation loops: what ``csre-train`` and ``csre-eval`` run.
 
-:func:`train` runs one training job from a resolved :class:`~csre_models.config.TrainConfig`, as one
-process or as one rank of a ``torchrun`` job (DistributedDataParallel, see :mod:`.distributed`):
+:func:`train` runs one training job from a :class:`~csre_models.config.TrainConfig` (checked by
+:func:`~csre_models.config.prepare_config`), as one process or as one rank of a ``torchrun`` job
+(DistributedDataParallel, see :mod:`.distributed`):
 
 * **Initialisation.** Seeded; with ``init_from``, the encoder's weights are then loaded from an official state
   dict or a csre_models checkpoint (:mod:`.weights`), the classifier only when the class counts match.
@@ -13,10 +14,8 @@ process or as one rank of a ``torchrun`` job (DistributedDataParallel, see :mod:
   (:mod:`.precision`): float16 autocast with a GradScaler on CUDA by default (gradients unscaled before
   clipping), float32 on the CPU; bfloat16 autocast on either with ``precision="bf16"``. ``compile``
   compiles the encoder in place with ``torch.compile``.
-* **Data order and augmentation are functions of (seed, epoch).** The order is ``DistributedSampler``'s
-  permutation for ``seed + epoch``; the random draws of the item at position ``p`` in epoch ``e`` come from
-  ``numpy.random.default_rng([seed, e, p])``. Nothing depends on worker count or on what was drawn before,
-  so a run resumed at any batch continues exactly as if it had not stopped.
+* **Data order and augmentation are functions of (seed, epoch)** (:mod:`.data.sampling`), so a run resumed at
+  any batch continues exactly as if it had not stopped.
 * **Checkpoints.** ``last.pt`` after every epoch, every ``checkpoint_every`` steps, when
   ``checkpoint_minutes`` have passed since the last one (default 10), when ``max_steps`` stops a run, and
   when SIGTERM or SIGINT asks the run to stop (it saves, then raises :class:`TrainingInterrupted`;
@@ -29,195 +28,57 @@ process or as one rank of a ``torchrun`` job (DistributedDataParallel, see :mod:
   the result is the epoch of best validation accuracy. Without it there is no selection: the result is
   the last epoch's weights, and test accuracy is only reported. Nothing is ever chosen on the test set.
 
-Work dir: ``config.yaml`` (the resolved configuration), ``log.txt``, ``metrics.jsonl`` (one object per
-epoch), ``last.pt``, ``best.pt`` (with validation), ``encoder.pt`` (the result's plain encoder),
-``scores_test.npz`` (the result's test logits) and, with validation, ``scores_val.npz``.
+What a run writes, and where: :mod:`.workdir`. The device, threads and seeding: :mod:`.runtime`.
 """
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import json
-import logging
 import math
-import os
 import signal
-import threading
-import random
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
+from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from skeldata import open_store
 from skeldata.errors import StoreError
-from skeldata.output import remove_stale_temporaries, replacing
-from skeldata.store import pipeline_name
 
 from . import checkpoint as ckpt
 from . import runinfo
-from .config import (STREAMS, ConfigError, TrainConfig, check_resume_changes, config_from_dict, default_window,
-                     default_work_dir, dump_config, resolve_config)
+from .config import (STREAMS, ConfigError, TrainConfig, config_from_dict, default_window, dump_config,
+                     prepare_config, resumed_config)
 from .csre import BankContrastLoss, CSREModel, csre_objective
 from .data import SkeletonDataset, check_store
+from .data.sampling import EpochBatches, SeededTrainingItems, TestClip, build_data, validation_samples
 from .distributed import (WorldInfo, all_gather_objects, all_reduce_sum, barrier, broadcast_buffers,
                           init_distributed, is_distributed, shutdown_distributed, world_info_from_env,
                           wrap_ddp)
-from .encoders import list_encoders
+from .encoders import encoder_card, list_encoders
 from .ensemble import Scores, average_clip_logits, save_scores, with_metadata
 from .precision import FP32_CPU, Precision, resolve_precision
-from .schedule import OPTIMIZERS, build_optimizer
+from .runtime import apply_runtime_options, resolve_device, seed_globals
+from .schedule import build_optimizer
 from .weights import REFERENCE, LoadReport, Weights, build_reference_encoder, load_weights, read_weights
+from .workdir import PROGRESS_FILE, RESULT_FILE, WorkDir
 
 __all__ = ["TrainResult", "train", "evaluate", "evaluate_checkpoint", "training_step", "build_model",
-           "resolve_device", "prepare_config", "validation_samples", "takes_joint_input", "EpochBatches",
-           "apply_runtime_options", "read_result", "RESULT_FILE", "PARTS", "with_part_metadata",
-           "TrainingInterrupted", "StopSignals", "PROGRESS_FILE"]
+           "PARTS", "with_part_metadata", "TrainingInterrupted", "StopSignals"]
 
-LOGGER_NAME = "csre_models.train"
-#: Entropy word that separates the validation draw from every other use of the seed.
-VALIDATION_STREAM = 0x5EED_0FA1
 #: Entropy word of the CSRE head's initial weights: drawn from a generator of their own, so that a run with
 #: and one without CSRE (``--no-csre``) of the same seed start from the same encoder and see the same batches.
 CSRE_HEAD_STREAM = 0x5EED_C5E0
-#: Written last by a run that finished: what ``csre-study`` and other tools read as the run's result.
-RESULT_FILE = "result.json"
-#: Where a run stands, rewritten every few seconds while it trains.
-PROGRESS_FILE = "progress.json"
 #: The parts :func:`evaluate_checkpoint` scores: the benchmark's two, and the samples a run held out.
 PARTS = ("test", "val", "train")
-
-
-# ============================================================================================ devices
-
-def resolve_device(requested: Optional[str]) -> torch.device:
-    """The device for ``--device`` (``None``: CUDA when available, else the CPU)."""
-    if requested is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(requested)
-    except RuntimeError:
-        raise ConfigError(f"--device {requested}: not a device; use cpu, cuda or cuda:N") from None
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"--device {requested}: only cpu and cuda are supported")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {requested}: CUDA is not available here (torch {torch.__version__}, "
-                              f"{'CPU-only build' if torch.version.cuda is None else 'no GPU visible'}); "
-                              f"use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {requested}: only {torch.cuda.device_count()} CUDA device(s) visible")
-    return device
-
-
-# =============================================================================================== data
-
-def validation_samples(num_samples: int, fraction: float, seed: int) -> np.ndarray:
-    """The sorted sample numbers (``0 .. num_samples - 1`` of the training part) held out for validation:
-    ``round(fraction * num_samples)`` of them (at least one), drawn with ``seed``."""
-    if fraction <= 0:
-        return np.zeros(0, dtype=np.int64)
-    count = max(1, int(round(fraction * num_samples)))
-    if count >= num_samples:
-        raise ConfigError(f"--val-fraction {fraction} leaves no training sample out of {num_samples}")
-    rng = np.random.default_rng([seed, VALIDATION_STREAM])
-    return np.sort(rng.choice(num_samples, size=count, replace=False)).astype(np.int64)
-
-
-class _SeededTrainingItems(Dataset):
-    """Training items keyed by ``(position, epoch)``: the random draws of each come from
-    ``default_rng([seed, epoch, position])``, independent of workers and of every other item."""
-
-    def __init__(self, dataset: SkeletonDataset, seed: int):
-        self.dataset, self.seed = dataset, seed
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key: Tuple[int, int]):
-        position, epoch = key
-        return self.dataset.item(position, np.random.default_rng([self.seed, epoch, position]))
-
-
-class EpochBatches(Sampler):
-    """This rank's training batches of one epoch, as lists of ``(position, epoch)`` keys.
-
-    The order is :class:`~torch.utils.data.DistributedSampler`'s (shuffled by ``seed + epoch``, sharded
-    over the ranks); incomplete batches at the end are dropped, as the reference loaders do.
-    :meth:`set_epoch` selects the epoch and how many of its batches were already done (resuming).
-
-    Args:
-        positions: dataset positions to train on (the training part without the validation samples).
-        batch_size: batch of this rank (the global batch divided by the world size).
-        world: this process's place in the job.
-        seed: seed of the order.
-    """
-
-    def __init__(self, positions: np.ndarray, batch_size: int, world: WorldInfo, seed: int):
-        self.positions = positions
-        self.batch_size = batch_size
-        self.sampler = DistributedSampler(positions, num_replicas=world.world_size, rank=world.rank,
-                                          shuffle=True, seed=seed, drop_last=False)
-        self.epoch, self.skip = 0, 0
-
-    @property
-    def batches_per_epoch(self) -> int:
-        return len(self.sampler) // self.batch_size
-
-    def set_epoch(self, epoch: int, skip: int = 0) -> None:
-        self.sampler.set_epoch(epoch)
-        self.epoch, self.skip = epoch, skip
-
-    def __len__(self) -> int:
-        return self.batches_per_epoch - self.skip
-
-    def __iter__(self) -> Iterator[List[Tuple[int, int]]]:
-        order = list(self.sampler)
-        for b in range(self.skip, self.batches_per_epoch):
-            yield [(int(self.positions[i]), self.epoch) for i in order[b * self.batch_size:(b + 1) * self.batch_size]]
-
-
-def takes_joint_input(encoder: nn.Module) -> bool:
-    """Whether the encoder reads BlockGCN's un-centred joint tensor (``forward_features(x, joint=...)``)."""
-    return "joint" in inspect.signature(encoder.forward_features).parameters
-
-
-@dataclass
-class RunData:
-    """The data sets of a run: training (augmented), validation (held out of training, test-time
-    transforms) and test."""
-
-    train: SkeletonDataset
-    train_positions: np.ndarray
-    test: SkeletonDataset
-    val: Optional[SkeletonDataset]
-    val_positions: np.ndarray
-
-
-def build_data(config: TrainConfig, joint_input: bool) -> RunData:
-    """The datasets of ``config``. Training gives every NW-UCLA repeat its own bank slot, as the released
-    CSRE code does (otherwise its ~100 samples per class stay under the 128 hard positives and the
-    contrastive term never starts)."""
-    options = dict(stream=config.stream, window=config.window, spine_relative=config.spine_relative,
-                   return_joint=joint_input, crop=config.crop)
-    # random_rot None: the dataset's own rule (NTU rotates in training; NW-UCLA takes no explicit value).
-    train = SkeletonDataset(config.store, config.benchmark, "train", train=True, slot_per_copy=True,
-                            random_rot=None if config.random_rot else False, **options)
-    test = SkeletonDataset(config.store, config.benchmark, "test", train=False, **options)
-    held_out = validation_samples(train.num_samples, config.val_fraction, config.seed)
-    positions = np.arange(len(train))
-    train_positions = positions[~np.isin(positions % train.num_samples, held_out)]
-    val = SkeletonDataset(config.store, config.benchmark, "train", train=False, **options) if len(held_out) else None
-    return RunData(train, train_positions, test, val, held_out)
 
 
 # ============================================================================================== model
@@ -265,19 +126,6 @@ def _forward_encoder(encoder: nn.Module, x: torch.Tensor, joint: Optional[torch.
     return encoder(x) if joint is None else encoder(x, joint=joint)
 
 
-class _TestClip(Dataset):
-    """Test clip ``clip`` of every item of a test-time dataset (multi-clip testing)."""
-
-    def __init__(self, dataset: SkeletonDataset, clip: int):
-        self.dataset, self.clip = dataset, clip
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, position: int):
-        return self.dataset.item(position, clip=self.clip)
-
-
 @torch.no_grad()
 def evaluate(encoder: nn.Module, dataset: SkeletonDataset, positions: Optional[np.ndarray], device: torch.device,
              batch_size: int, num_workers: int = 0, precision: Optional[Precision] = None,
@@ -301,7 +149,7 @@ def evaluate(encoder: nn.Module, dataset: SkeletonDataset, positions: Optional[n
     encoder.eval()
     per_clip = []
     for clip in range(clips):
-        items = dataset if clip == 0 else _TestClip(dataset, clip)
+        items = dataset if clip == 0 else TestClip(dataset, clip)
         loader = DataLoader(Subset(items, share.tolist()), batch_size=batch_size, shuffle=False,
                             num_workers=num_workers, pin_memory=device.type == "cuda",
                             generator=torch.Generator())
@@ -342,7 +190,7 @@ def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = 
 
     Any other file must be a state dict in the official key layout of ``encoder`` (:mod:`.weights`;
     ``reference_weights`` reads even a csre_models checkpoint so). The store gives the classes, joint layout
-    and persons; ``window`` defaults to the layout's (64 NTU, 52 NW-UCLA), ``stream`` to ``joint``, the feeder
+    and persons; ``window`` defaults to the encoder card's (64 NTU, 52 NW-UCLA), ``stream`` to ``joint``, the feeder
     variant (``spine_relative``) and ``encoder_options`` to the shipped config's
     (:func:`~csre_models.weights.published_recipe`), ``benchmark`` to the store's only one. Evaluated in
     float32. The payload returned then is ``{"kind": "reference", "store_fingerprint": None, ...}``.
@@ -358,8 +206,8 @@ def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = 
     try:
         check_store(store)
         with open_store(store) as opened:
-            layout, classes, benchmarks = opened.layout.name, int(opened.attrs["num_classes"]), opened.benchmarks
-            persons = int(opened.attrs["max_bodies"])
+            layout, classes, benchmarks = opened.layout.name, opened.num_classes, opened.benchmarks
+            persons = opened.max_bodies
     except StoreError as exc:
         raise ConfigError(f"--store: {exc}") from None
     if part not in PARTS:
@@ -383,7 +231,7 @@ def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = 
             benchmark = benchmarks[0]
         try:
             model, arguments, spine_relative = build_reference_encoder(
-                weights, encoder, classes, layout, persons, window or default_window(layout), stream, spine_relative,
+                weights, encoder, classes, layout, persons, window or default_window(layout, encoder), stream, spine_relative,
                 encoder_options)
         except ckpt.CheckpointError:
             raise
@@ -421,7 +269,7 @@ def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = 
     torch_device = resolve_device(device)
     dataset = SkeletonDataset(store, benchmark, "train" if part == "val" else part, stream=stream, train=False,
                               window=arguments["window"], spine_relative=spine_relative,
-                              return_joint=takes_joint_input(model), crop=crop)
+                              return_joint=encoder_card(arguments["name"]).takes_joint, crop=crop)
     positions = validation_samples(dataset.num_samples, config.val_fraction, config.seed) if part == "val" else None
     precision = resolve_precision(precision_name, torch_device, fall_back=True)
     scores = evaluate(model.eval().to(torch_device), dataset, positions, torch_device, batch_size, num_workers,
@@ -527,134 +375,6 @@ class TrainResult:
     val_acc: Optional[float] = None
 
 
-class WorkDir:
-    """The files of a run: log, metrics, checkpoints, scores. Only rank 0 writes."""
-
-    def __init__(self, path: Path, world: WorldInfo):
-        self.path = Path(path)
-        self.world = world
-        self.log = logging.getLogger(f"{LOGGER_NAME}.{id(self)}")
-        self.log.propagate = False
-        self.log.setLevel(logging.INFO)
-        if world.is_main:
-            self.path.mkdir(parents=True, exist_ok=True)
-            formatter = logging.Formatter("%(asctime)s  %(message)s", "%Y-%m-%d %H:%M:%S")
-            for handler in (logging.FileHandler(self.path / "log.txt", encoding="utf-8"),
-                            logging.StreamHandler(sys.stderr)):
-                handler.setFormatter(formatter)
-                self.log.addHandler(handler)
-        else:
-            self.log.addHandler(logging.NullHandler())
-
-    def file(self, name: str) -> Path:
-        return self.path / name
-
-    def append_metrics(self, record: Dict[str, Any]) -> None:
-        """Append one line to ``metrics.jsonl`` (strict JSON: a non-finite number is written as null)."""
-        if self.world.is_main:
-            finite = {key: None if isinstance(value, float) and not math.isfinite(value) else value
-                      for key, value in record.items()}
-            with open(self.file("metrics.jsonl"), "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(finite, allow_nan=False) + "\n")
-
-    def write_json(self, name: str, record: Dict[str, Any]) -> None:
-        """Write ``record`` to ``name`` atomically (a temporary file renamed over it)."""
-        if self.world.is_main:
-            with replacing(self.file(name)) as temporary:
-                temporary.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-
-    def forget_unfinished(self) -> List[str]:
-        """Before a fresh start: remove the metrics and result of an earlier attempt that never reached a
-        checkpoint (nothing there can be resumed), so the new run does not append to them."""
-        removed = []
-        if self.world.is_main:
-            for name in ("metrics.jsonl", RESULT_FILE):
-                if self.file(name).exists():
-                    self.file(name).unlink()
-                    removed.append(name)
-        return removed
-
-    def keep_metrics_up_to(self, global_step: int) -> None:
-        """Drop the metrics lines written after ``global_step`` (by a run that stopped before its next
-        checkpoint), so a resumed run does not record an epoch twice."""
-        path = self.file("metrics.jsonl")
-        if self.world.is_main and path.exists():
-            lines = [line for line in path.read_text(encoding="utf-8").splitlines()
-                     if line.strip() and json.loads(line)["step"] <= global_step]
-            path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-
-    def close(self) -> None:
-        for handler in list(self.log.handlers):
-            handler.close()
-            self.log.removeHandler(handler)
-
-
-def prepare_config(config: TrainConfig) -> TrainConfig:
-    """``config`` checked against the store and the registry, with ``window`` and ``work_dir`` filled in.
-
-    Raises :class:`ConfigError` with a one-line reason for anything that cannot run.
-    """
-    if not config.store:
-        raise ConfigError("--store is required (a store written by skeldata build)")
-    if config.encoder not in list_encoders():
-        raise ConfigError(f"unknown encoder {config.encoder!r}; known: {', '.join(list_encoders())}")
-    if config.stream not in STREAMS:
-        raise ConfigError(f"unknown stream {config.stream!r}; known: {', '.join(STREAMS)}")
-    numbers = {"epochs": 1, "batch_size": 1, "test_batch_size": 1, "test_clips": 1, "num_workers": 0, "seed": 0,
-               "warmup_epochs": 0, "csre_positives": 1, "csre_negatives": 1, "csre_dim": 1, "csre_reduction": 1}
-    for name, least in numbers.items():
-        if getattr(config, name) < least:
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(config, name)}")
-    if config.checkpoint_every is not None and config.checkpoint_every < 1:
-        raise ConfigError(f"--checkpoint-every must be at least 1, got {config.checkpoint_every}")
-    if config.checkpoint_minutes < 0:
-        raise ConfigError(f"--checkpoint-minutes must be 0 (off) or more, got {config.checkpoint_minutes}")
-    if config.threads is not None and config.threads < 1:
-        raise ConfigError(f"--threads must be at least 1, got {config.threads}")
-    if config.max_steps is not None and config.max_steps < 0:
-        raise ConfigError(f"--max-steps must be at least 0, got {config.max_steps}")
-    if not 0 <= config.val_fraction < 1:
-        raise ConfigError(f"--val-fraction must be in [0, 1), got {config.val_fraction}")
-    if config.pipeline not in (None, "sgn", "stgcn"):
-        raise ConfigError(f"unknown pipeline {config.pipeline!r}; known: sgn, stgcn")
-    if config.optimizer not in OPTIMIZERS:
-        raise ConfigError(f"unknown optimizer {config.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
-    for name in ("lr_epoch_decay", "clip_grad_norm"):
-        if getattr(config, name) is not None and getattr(config, name) <= 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(config, name)}")
-    try:
-        check_store(config.store)
-        with open_store(config.store) as store:
-            benchmarks, layout, dataset = store.benchmarks, store.layout.name, store.dataset.name
-            classes = int(store.attrs["num_classes"])
-            pipeline = pipeline_name(store.attrs)
-    except StoreError as exc:
-        raise ConfigError(f"--store: {exc}") from None
-    if config.dataset is not None and config.dataset != dataset:
-        raise ConfigError(f"the configuration is for {config.dataset} but {config.store} holds {dataset} ({layout}, "
-                          f"{classes} classes); use a {dataset} config (configs/<encoder>/{dataset}-...) or "
-                          f"another store")
-    if config.pipeline is not None and layout == "ntu25" and config.pipeline != pipeline:
-        raise ConfigError(f"the configuration is for a store built with --pipeline {config.pipeline} but "
-                          f"{config.store} was built with --pipeline {pipeline}")
-    if not config.crop and layout != "ntu25":
-        raise ConfigError(f"--no-crop: NTU stores only; {config.store} ({dataset}) has its own frame sampling")
-    if not config.random_rot and layout != "ntu25":
-        raise ConfigError(f"--no-random-rot: the random rotation is the NTU feeder's; {config.store} ({dataset}) "
-                          f"has its own training augmentation")
-    benchmark = config.benchmark
-    if benchmark is None and len(benchmarks) == 1:
-        benchmark = benchmarks[0]
-    if benchmark not in benchmarks:
-        given = "--benchmark is required" if benchmark is None else f"--benchmark {benchmark}: not in this store"
-        raise ConfigError(f"{given}; {config.store} ({dataset}) has {', '.join(benchmarks) or 'no benchmark'}")
-    config = dataclasses.replace(config, benchmark=benchmark, window=config.window or default_window(layout))
-    if config.work_dir is None:
-        config = dataclasses.replace(config, work_dir=default_work_dir(config, dataset))
-    resolve_precision(config.precision, resolve_device(config.device))
-    return config
-
-
 class Trainer:
     """One training run (one rank of it under torchrun); :func:`train` is the way to use it."""
 
@@ -681,8 +401,8 @@ class Trainer:
     def _setup_model(self, init_weights: Optional[Weights] = None) -> None:
         config = self.config
         with open_store(config.store) as store:
-            self.model_args = ckpt.model_arguments(config.encoder, store.attrs["num_classes"], store.layout.name,
-                                                   store.attrs["max_bodies"], config.window, config.encoder_options)
+            self.model_args = ckpt.model_arguments(config.encoder, store.num_classes, store.layout.name,
+                                                   store.max_bodies, config.window, config.encoder_options)
         torch.manual_seed(config.seed)
         try:
             encoder = ckpt.build_encoder(self.model_args)
@@ -696,7 +416,7 @@ class Trainer:
             # After the seeded initialisation, drawing nothing: a classifier that is not loaded keeps the weights
             # a run without --init-from starts from, and everything else draws the same.
             self.init_report = load_weights(encoder, self.model_args, init_weights, new_classifier=True)
-        self.data = build_data(config, takes_joint_input(encoder))
+        self.data = build_data(config, encoder_card(config.encoder).takes_joint)
         model = build_model(config, encoder, self.data.train.bank_labels).to(self.device)
         if config.compile:
             encoder.compile()  # in place: the state dict keeps its keys, checkpoints stay interchangeable
@@ -715,7 +435,7 @@ class Trainer:
         if self.batches.batches_per_epoch == 0:
             raise ConfigError(f"the training part has {len(self.data.train_positions)} items, fewer than one "
                               f"batch of {config.batch_size}; lower --batch-size")
-        _seed_globals(config.seed, self.world.rank)
+        seed_globals(config.seed, self.world.rank)
 
     def describe(self) -> None:
         config, data = self.config, self.data
@@ -859,7 +579,7 @@ class Trainer:
         """Train the rest of the current epoch; ``False`` when ``max_steps`` stopped it before its end."""
         config, position = self.config, self.position
         self.batches.set_epoch(position.epoch, skip=position.batch)
-        loader = DataLoader(_SeededTrainingItems(self.data.train, config.seed), batch_sampler=self.batches,
+        loader = DataLoader(SeededTrainingItems(self.data.train, config.seed), batch_sampler=self.batches,
                             num_workers=config.num_workers, pin_memory=self.device.type == "cuda",
                             generator=torch.Generator())
         self.model.train()
@@ -1070,18 +790,6 @@ class StopSignals:
         self._previous.clear()
 
 
-def apply_runtime_options(config: TrainConfig) -> None:
-    """Set torch's thread count (``threads``) and deterministic mode (``deterministic``) for this process."""
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    if config.deterministic:
-        # cuBLAS needs a fixed workspace for reproducible results; it reads this when CUDA starts.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
-
-
 def _tensorboard_writer(work: "WorkDir"):
     """A SummaryWriter on ``<work dir>/tensorboard``, or ``None`` when tensorboard is not installed."""
     try:
@@ -1089,36 +797,6 @@ def _tensorboard_writer(work: "WorkDir"):
     except ImportError:
         return None
     return SummaryWriter(log_dir=str(work.file("tensorboard")))
-
-
-def read_result(work_dir: Path) -> Optional[Dict[str, Any]]:
-    """The ``result.json`` of a finished run, or ``None`` when the run has not finished."""
-    path = Path(work_dir) / RESULT_FILE
-    if not path.exists():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _seed_globals(seed: int, rank: int) -> None:
-    """Seed Python, NumPy and torch from ``(seed, rank)``: reproducible, and other dropout masks per rank."""
-    state = int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
-    random.seed(state)
-    np.random.seed(state)
-    torch.manual_seed(state)
-
-
-def resumed_config(state: Dict[str, Any], work_dir: str, file_values: Dict[str, Any],
-                   explicit: Dict[str, Any]) -> Tuple[TrainConfig, List[Tuple[str, Any, Any]]]:
-    """The configuration of the run resumed from ``state`` (its ``last.pt``): the checkpoint's, overridden by
-    the config file and the flags given now, and the fields that changed. Changing what is trained, or the
-    store's content, is refused (:func:`~csre_models.config.check_resume_changes`,
-    :func:`~csre_models.checkpoint.check_fingerprint`)."""
-    stored = config_from_dict(state["config"])
-    resumed = prepare_config(dataclasses.replace(resolve_config(file_values, explicit, base=stored),
-                                                 work_dir=work_dir))
-    changes = check_resume_changes(stored, resumed)
-    ckpt.check_fingerprint(state["store_fingerprint"], ckpt.store_fingerprint(resumed.store), resumed.store)
-    return resumed, changes
 
 
 def train(config: TrainConfig, resume: bool = False, file_values: Optional[Dict[str, Any]] = None,
@@ -1141,7 +819,8 @@ def train(config: TrainConfig, resume: bool = False, file_values: Optional[Dict[
         if not last.exists():
             raise ConfigError(f"--resume: {last} does not exist; nothing to resume")
         state = ckpt.load_checkpoint(last, ckpt.TRAINING)
-        config, changes = resumed_config(state, work_dir, file_values or {}, explicit or {})
+        config, changes = resumed_config(state["config"], work_dir, file_values or {}, explicit or {})
+        ckpt.check_fingerprint(state["store_fingerprint"], ckpt.store_fingerprint(config.store), config.store)
     else:
         config = prepare_config(config)
         if (Path(config.work_dir) / "last.pt").exists():
@@ -1157,8 +836,7 @@ def train(config: TrainConfig, resume: bool = False, file_values: Optional[Dict[
     work = WorkDir(Path(config.work_dir), world)
     try:
         removed = [] if resume else work.forget_unfinished()
-        stale = [path.name for name in ("last.pt", "best.pt", "encoder.pt", "scores_test.npz", "scores_val.npz")
-                 for path in remove_stale_temporaries(work.file(name))] if world.is_main else []
+        stale = work.remove_stale_temporaries()
         trainer = Trainer(config, world, device, work, init_weights)
         del init_weights
         if world.is_main:

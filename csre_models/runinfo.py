@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
-import h5py
 import numpy as np
 import torch
 
 from skeldata.output import replacing
+from skeldata.store import library_versions
 
 __all__ = ["environment", "record_environment", "git_commit", "cpu_name", "ENV_FILE"]
 
@@ -77,8 +77,8 @@ def environment(device: Optional[torch.device] = None,
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
-        "versions": {"torch": torch.__version__, "numpy": np.__version__, "h5py": h5py.__version__,
-                     "hdf5": h5py.version.hdf5_version, "csre_models": __version__},
+        "versions": {"torch": torch.__version__, "numpy": np.__version__, **library_versions(),
+                     "csre_models": __version__},
         "torch_threads": torch.get_num_threads(),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cuda": _cuda(),

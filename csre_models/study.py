@@ -38,7 +38,7 @@ import yaml
 from skeldata.output import replacing
 
 from .config import ConfigError, TrainConfig, config_from_dict, config_fields
-from .engine import PROGRESS_FILE, RESULT_FILE, read_result
+from .workdir import PROGRESS_FILE, RESULT_FILE, read_result
 
 __all__ = ["ARMS", "ARM_FLAGS", "CONTROLLED_FLAGS", "OPERATIONAL_FIELDS", "StudyError", "StudyRun",
            "run_dir_name", "plan_study", "run_status", "recipe_differences", "threads_per_run", "execute",

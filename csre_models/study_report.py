@@ -24,7 +24,7 @@ import numpy as np
 
 from skeldata.output import replacing
 
-from .engine import read_result
+from .workdir import read_result
 from .ensemble import ScoresError, fuse, load_scores
 from .statistics import (BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_interval, paired_t_interval,
                          summarize)

@@ -30,6 +30,7 @@ import torch.nn as nn
 
 from . import checkpoint as ckpt
 from .checkpoint import CheckpointError
+from .encoders import encoder_card
 from .encoders._blocks import reference_state
 from .encoders.hyperformer import UCLA_BONE_BODY_PARTS
 
@@ -268,7 +269,7 @@ def published_recipe(encoder: str, layout: str, stream: str) -> Tuple[bool, Dict
     (``faithful``); Hyperformer's NW-UCLA bone streams with other body parts. The other encoders take
     CTR-GCN's feeder and no option.
     """
-    spine_relative = encoder == "hyperformer" or (encoder == "blockgcn" and layout == "ntu25")
+    spine_relative = encoder_card(encoder).spine_relative(layout)
     options: Dict[str, Any] = {}
     if encoder == "blockgcn":
         options["faithful"] = True

@@ -35,10 +35,15 @@ COMPRESSION = {
 DEFAULT_COMPRESSION = "lzf"
 
 
+def hdf5_versions() -> Dict[str, str]:
+    """Versions of h5py and of the HDF5 library it was built with."""
+    return {"h5py": h5py.__version__, "hdf5": h5py.version.hdf5_version}
+
+
 def writer_versions() -> Dict[str, str]:
     """Versions of what writes a file, recorded in its attributes."""
-    return {"skeldata": __version__, "numpy": np.__version__, "h5py": h5py.__version__,
-            "hdf5": h5py.version.hdf5_version, "python": platform.python_version()}
+    return {"skeldata": __version__, "numpy": np.__version__, **hdf5_versions(),
+            "python": platform.python_version()}
 
 
 class AtomicH5File:

@@ -15,12 +15,14 @@ motion streams and the benchmark splits).
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ._h5 import DEFAULT_COMPRESSION, AtomicH5File, ColumnBuffer, LazyH5Reader, read_table, write_column, write_strings
+from ._h5 import (DEFAULT_COMPRESSION, AtomicH5File, ColumnBuffer, LazyH5Reader, hdf5_versions, read_table,
+                  write_column, write_strings)
 from .datasets import DatasetSpec, get_dataset
 from .layouts import PLAUSIBLE_COORDINATE, get_layout
 from .pipeline.streams import STREAMS, derive
@@ -230,6 +232,52 @@ class Store(LazyH5Reader):
         return (f"Store({str(self.path)!r}, dataset={self.dataset.name}, samples={len(self)}, "
                 f"frames={int(self.offsets[-1])}, streams={','.join(self.streams)}, benchmarks={benches})")
 
+    # -- typed root attributes (csre_models and other readers use these, never ``attrs[...]``) ------
+    @property
+    def num_classes(self) -> int:
+        """Action classes of the data set (labels are ``0 .. num_classes - 1``)."""
+        return int(self.attrs["num_classes"])
+
+    @property
+    def max_bodies(self) -> int:
+        """Body slots of every frame (M)."""
+        return int(self.attrs["max_bodies"])
+
+    @property
+    def num_joints(self) -> int:
+        """Joints of every body (V)."""
+        return int(self.attrs["num_joints"])
+
+    @property
+    def num_frames(self) -> int:
+        """Frames stored over all samples (the rows of each stream)."""
+        return int(self.attrs["num_frames"])
+
+    @property
+    def single_body_fill(self) -> str:
+        """``zero`` or ``duplicate``: what the published arrays hold in the second slot of one-actor samples."""
+        return str(self.attrs.get("single_body_fill", "zero"))
+
+    @property
+    def pipeline(self) -> str:
+        """``sgn`` or ``stgcn``: the ``skeldata build --pipeline`` that made the store."""
+        return pipeline_name(self.attrs)
+
+    def fingerprint(self) -> Dict[str, object]:
+        """What identifies the store's content: ``{"dataset", "num_samples", "digest"}``, the digest a hash of
+        the CRC-32 attributes written on every stream, sample column and split. A rebuilt, identical store
+        matches; a store with any other frame, label or split does not; the file name plays no part.
+        Training checkpoints record it (``--resume`` compares it), so its value must never change."""
+        h5 = self._file()
+        checksums: List[str] = []
+        for group in ("samples", "streams", "splits"):
+            if group in h5:
+                h5[group].visititems(lambda name, item, group=group: checksums.append(
+                    f"{group}/{name}:{int(item.attrs['crc32'])}") if "crc32" in item.attrs else None)
+        digest = hashlib.sha256("\n".join(sorted(checksums)).encode()).hexdigest()[:16]
+        return {"dataset": str(self.attrs.get("dataset")), "num_samples": int(self.attrs.get("num_samples", -1)),
+                "digest": digest}
+
     @property
     def stored_streams(self) -> Tuple[str, ...]:
         """The streams held as datasets in the file (``joint`` always; ``bone``/``motion`` when built so)."""
@@ -310,6 +358,11 @@ class Store(LazyH5Reader):
         """``pandas.DataFrame`` of the files left out: name, reason, detail."""
         import pandas as pd
         return pd.DataFrame(read_table(self._file()["dropped"], ["name", "reason", "detail"]))
+
+
+def library_versions() -> Dict[str, str]:
+    """Versions of the libraries that read and write stores (h5py and HDF5), for run records."""
+    return hdf5_versions()
 
 
 def open_store(path: Union[str, Path]) -> Store:

@@ -1,4 +1,6 @@
-"""Tests of the training engine and of ``csre-train`` and ``csre-eval`` (``csre-ensemble``: test_ensemble.py).
+"""Tests of the training engine and of ``csre-train`` and ``csre-eval`` (``csre-ensemble``: test_ensemble.py;
+configuration: test_config.py; data order: test_sampling.py; work dir: test_workdir.py; torchrun:
+test_distributed.py).
 
 The runs are tiny: the NTU-60 fixture store (xsub: 7 training and 5 test samples), HCN (the fastest encoder
 on a CPU) at 16 frames unless a test is about CTR-GCN, batch 2, one thread, and CSRE with 1 hard positive
@@ -7,9 +9,6 @@ and 2 negatives per anchor so that its contrastive term is active on 7 samples.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +20,13 @@ from conftest import FIXTURES, PROJECT_ROOT, ucla_subset_store
 from cli.train import ensemble as ensemble_command
 from cli.train import evaluate as evaluate_command
 from cli.train import train as train_command
-from csre_models import create_encoder, list_encoders
+from csre_models import create_encoder
 from csre_models.checkpoint import build_encoder, load_checkpoint, load_encoder, store_fingerprint
 from csre_models.config import TrainConfig, load_config_file, resolve_config
 from csre_models.data import SkeletonDataset
-from csre_models.distributed import WorldInfo
-from csre_models.engine import EpochBatches, build_data, prepare_config, train, training_step, validation_samples
-from csre_models.ensemble import load_scores
-from csre_models.schedule import WarmupStepDecay, build_optimizer
+from csre_models.data.sampling import validation_samples
+from csre_models.engine import Trainer, train, training_step
+from csre_models.ensemble import Scores, load_scores
 from skeldata.build import build
 
 WORK_DIR_FILES = {"config.yaml", "log.txt", "metrics.jsonl", "last.pt", "encoder.pt", "scores_test.npz", "env.json",
@@ -164,14 +162,6 @@ def test_hcn_config_through_the_command_line(ntu_store, tmp_path):
         == {"optimizer": "adam", "lr": 0.001, "clip_grad_norm": 32.0, "lr_epoch_decay": 0.99, "random_rot": False}
     assert "exp_avg_sq" in last["optimizer"]["state"][0]
     assert [(m["step"], m["lr"]) for m in metrics(tmp_path)] == [(1, 0.001)]
-
-
-def test_random_rotation_switch(ntu_store, ucla_store, tmp_path):
-    assert build_data(prepare_config(tiny(ntu_store, tmp_path)), False).train.random_rot
-    assert not build_data(prepare_config(tiny(ntu_store, tmp_path, random_rot=False)), False).train.random_rot
-    message = one_line_error(run_cli(train_command, ["--store", ucla_store, "--no-random-rot", "--work-dir", tmp_path]),
-                             "csre-train")
-    assert "--no-random-rot: the random rotation is the NTU feeder's" in message
 
 
 def test_ucla_ctrgcn_with_the_reference_window(ucla_store, tmp_path):
@@ -321,102 +311,37 @@ def test_validation_split_selects_the_result(ntu_store, tmp_path):
     assert result.selected.startswith("best.pt") and result.val_acc == best["best_val"]
 
 
-def test_validation_draw_is_seeded():
-    first = validation_samples(100, 0.05, seed=3)
-    assert len(first) == 5 and np.array_equal(first, validation_samples(100, 0.05, seed=3))
-    assert not np.array_equal(first, validation_samples(100, 0.05, seed=4))
-    assert len(validation_samples(100, 0.0, seed=3)) == 0
+def test_the_best_epoch_not_the_last_is_the_result(ntu_store, tmp_path, monkeypatch):
+    """Three epochs whose validation accuracies are made 0, 1, 0: the result is epoch 2's weights, not the
+    last epoch's."""
+    original = Trainer.evaluate_part
+    planned = iter([False, True, False])      # is every validation sample right, at the end of epochs 1, 2, 3
 
+    def evaluate_part(self, part):
+        scores = original(self, part)
+        right = next(planned, None) if part == "val" else None
+        if right is None:                     # test parts, and the result's final evaluation: as computed
+            return scores
+        classes = scores.logits.shape[1]
+        target = scores.labels if right else (scores.labels + 1) % classes
+        return Scores(scores.names, np.eye(classes, dtype=np.float32)[target], scores.labels)
 
-# ---------------------------------------------------------------------------- configuration and CLI
-
-def test_config_precedence_defaults_file_flags(tmp_path, monkeypatch):
-    captured = {}
-    monkeypatch.setattr("csre_models.engine.train", lambda config, **kwargs: captured.update(config=config))
-    config_file = tmp_path / "run.yaml"
-    config_file.write_text("encoder: agcn\nbatch-size: 8\nlr: 4e-4\nepochs: 10\nlr_steps: [3, 6]\n")
-    result = run_cli(train_command, ["--config", config_file, "--store", "s.h5", "--lr", "0.5", "--epochs", "65"])
-    assert result.exit_code == 0, result.output
-    config = captured["config"]
-    assert (config.encoder, config.batch_size, config.lr_steps) == ("agcn", 8, [3, 6])     # from the file
-    assert (config.lr, config.epochs, config.store) == (0.5, 65, "s.h5")      # flags, even at a default value
-    assert (config.weight_decay, config.stream) == (4e-4, "joint")            # defaults
-    assert resolve_config({"lr": "4e-4"}).lr == 4e-4        # YAML 1.1 reads 4e-4 as text; it is coerced
-
-    config_file.write_text("batch_size: eight\n")
-    assert "batch_size: expected an integer, got 'eight'" in one_line_error(
-        run_cli(train_command, ["--config", config_file]), "csre-train")
-    config_file.write_text("learning_rate: 0.1\n")
-    assert "unknown key 'learning_rate'" in one_line_error(run_cli(train_command, ["--config", config_file]),
-                                                           "csre-train")
-
-
-#: What a config's data set means for its encoder: classes, joint layout and persons.
-CONFIG_DATASETS = {"ntu60": (60, "ntu25", 2), "ntu120": (120, "ntu25", 2), "ucla": (10, "ucla20", 1)}
-
-
-def test_shipped_configs_load_and_match_their_names():
-    files = sorted((PROJECT_ROOT / "configs").rglob("*.yaml"))
-    assert len(files) >= 92
-    for path in files:
-        config = resolve_config(load_config_file(path))
-        parts = path.stem.split("-")
-        dataset, benchmark, stream = parts[0], parts[1], parts[-1]
-        # <dataset>-<benchmark>-stgcn-<stream>: recipes for a store built with --pipeline stgcn.
-        stgcn = parts[2:-1] == ["stgcn"]
-        assert len(parts) == (4 if stgcn else 3) and config.pipeline == ("stgcn" if stgcn else None), path
-        assert (config.encoder, config.dataset, config.benchmark, config.stream) == (
-            path.parent.name, dataset, benchmark, stream), path
-        assert config.encoder in list_encoders(), path
-        own_agcn = stgcn and config.encoder == "agcn"   # 2s-AGCN's own recipe: all 300 frames, no augmentation
-        if own_agcn:
-            assert (config.window, config.crop, config.random_rot) == (300, False, False), path
-            assert (config.epochs, config.lr_steps, config.weight_decay) == (50, [30, 40], 1e-4), path
-        else:
-            assert config.crop and config.window == (52 if dataset == "ucla" else 64), path
-        assert config.store is None, path
-        # Hyperformer and BlockGCN were published with the spine-relative feeder.
-        assert config.spine_relative == (config.encoder in ("hyperformer", "blockgcn")), path
-        # HCN's recipe: Adam, clipping, per-epoch decay, no rotation; the GCNs': SGD, CTR-GCN's rotation.
-        hcn = config.encoder == "hcn"
-        assert (config.optimizer, config.random_rot) == (("adam", False) if hcn else ("sgd", not own_agcn)), path
-        assert (config.clip_grad_norm, config.lr_epoch_decay) == ((32.0, 0.99) if hcn else (None, 1.0)), path
-        classes, layout, persons = CONFIG_DATASETS[dataset]
-        create_encoder(config.encoder, num_class=classes, layout=layout, num_person=persons, window=config.window,
-                       **config.encoder_options)
-
-
-def test_a_config_of_another_data_set_is_refused(ucla_store, tmp_path):
-    """The benchmark name alone cannot tell: NTU-60 and NW-UCLA both have an xview benchmark."""
-    config = PROJECT_ROOT / "configs" / "ctrgcn" / "ntu60-xview-joint.yaml"
-    message = one_line_error(run_cli(train_command, ["--config", config, "--store", ucla_store, "--work-dir", tmp_path,
-                                                     "--epochs", "1"]), "csre-train")
-    assert f"the configuration is for ntu60 but {ucla_store} holds ucla (ucla20, 10 classes)" in message
-    assert not (tmp_path / "last.pt").exists()
+    monkeypatch.setattr(Trainer, "evaluate_part", evaluate_part)
+    result = train(tiny(ntu_store, tmp_path, val_fraction=0.3, epochs=3))
+    assert [m["val_acc"] for m in metrics(tmp_path)] == [0.0, 1.0, 0.0]
+    best, last = load_checkpoint(tmp_path / "best.pt"), load_checkpoint(tmp_path / "last.pt")
+    assert best["position"]["epoch"] == 2 and last["position"]["epoch"] == 3 and best["best_val"] == 1.0
+    exported = load_checkpoint(tmp_path / "encoder.pt")["model"]
+    assert all(torch.equal(exported[k], best["model"][f"encoder.{k}"]) for k in exported)
+    assert not all(torch.equal(exported[k], last["model"][f"encoder.{k}"]) for k in exported)
+    assert json.loads((tmp_path / "result.json").read_text())["selected_epoch"] == 2
+    assert result.selected.startswith("best.pt (epoch 2, val acc 1.0000)") and result.val_acc is not None
 
 
 @pytest.mark.parametrize("command", [train_command, evaluate_command, ensemble_command])
 def test_help_shows_an_example(command):
     result = run_cli(command, ["--help"])
     assert result.exit_code == 0 and "Example:" in result.output
-
-
-@pytest.mark.parametrize("flags, expected", [
-    (["--encoder", "resnet"], "unknown encoder 'resnet'; known: agcn, "),
-    (["--benchmark", "xset"], "--benchmark xset: not in this store; "),
-    (["--stream", "velocity"], "unknown stream 'velocity'; known: joint, bone, joint_motion, bone_motion"),
-    (["--device", "cuda"], "CUDA is not available here"),
-    (["--val-fraction", "1.5"], "--val-fraction must be in [0, 1)"),
-    (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'; known: sgd, adam"),
-    (["--clip-grad-norm", "0"], "--clip-grad-norm must be positive, got 0.0"),
-])
-def test_errors_are_one_line(ntu_store, tmp_path, flags, expected):
-    if flags[0] == "--device" and torch.cuda.is_available():
-        pytest.skip("CUDA is available here")
-    message = one_line_error(run_cli(train_command, tiny_flags(ntu_store, tmp_path) + flags), "csre-train")
-    assert expected in message
-    if flags[0] == "--benchmark":
-        assert message.endswith("(ntu60) has xsub, xview")
 
 
 def test_eval_errors_are_one_line(finished_run, ucla_store, tmp_path):
@@ -428,83 +353,7 @@ def test_eval_errors_are_one_line(finished_run, ucla_store, tmp_path):
     assert "not a readable checkpoint" in message
 
 
-# ------------------------------------------------------------------------------ schedule and order
-
-def test_schedule_is_the_reference_rule():
-    factor = WarmupStepDecay(5, [35, 55], 0.1)
-    assert [factor(e) for e in (0, 1, 4, 5, 34)] == [0.2, 0.4, 1.0, 1.0, 1.0]
-    assert factor(35) == pytest.approx(0.1) and factor(55) == pytest.approx(0.01) and factor(64) == pytest.approx(0.01)
-    optimizer, scheduler = build_optimizer(torch.nn.Linear(2, 2), lr=0.1, momentum=0.9, weight_decay=4e-4,
-                                           warmup_epochs=5, steps=[35, 55], decay=0.1)
-    assert optimizer.defaults["nesterov"] and optimizer.param_groups[0]["lr"] == pytest.approx(0.02)
-    for _ in range(5):
-        optimizer.step()
-        scheduler.step()
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1)
-
-
-def test_per_epoch_decay_and_adam():
-    hcn = WarmupStepDecay(0, [], 0.1, epoch_decay=0.99)                 # ExponentialLR, gamma 0.99
-    assert [hcn(e) for e in (0, 1, 399)] == pytest.approx([1.0, 0.99, 0.99 ** 399])
-    both = WarmupStepDecay(2, [3], 0.1, epoch_decay=0.5)                 # decays after the warm-up only
-    assert [both(e) for e in range(5)] == pytest.approx([0.5, 1.0, 1.0, 0.05, 0.025])
-    optimizer, scheduler = build_optimizer(torch.nn.Linear(2, 2), lr=1e-3, momentum=0.9, weight_decay=1e-4,
-                                           warmup_epochs=0, steps=[], decay=0.1, optimizer="adam", epoch_decay=0.99)
-    assert isinstance(optimizer, torch.optim.Adam)
-    assert (optimizer.defaults["betas"], optimizer.defaults["eps"], optimizer.defaults["weight_decay"]) == \
-        ((0.9, 0.999), 1e-8, 1e-4)
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
-    optimizer.step()
-    scheduler.step()
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.99e-3)
-    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'; known: sgd, adam"):
-        build_optimizer(torch.nn.Linear(2, 2), 0.1, 0.9, 0.0, 0, [], 0.1, optimizer="rmsprop")
-
-
-def test_epoch_batches_shard_shuffle_and_skip():
-    positions = np.arange(100, 110)
-    ranks = [EpochBatches(positions, 2, WorldInfo(rank=r, world_size=2), seed=5) for r in range(2)]
-    for sampler in ranks:
-        sampler.set_epoch(3)
-    epoch3 = [list(sampler) for sampler in ranks]
-    keys = [key for batches in epoch3 for batch in batches for key in batch]
-    # 5 positions per rank, 2 whole batches of 2 each: 8 distinct positions in all.
-    assert len(keys) == 8 and len({p for p, _ in keys}) == 8 and all(100 <= p < 110 for p, _ in keys)
-    assert all(epoch == 3 for _, epoch in keys) and all(len(b) == 2 for batches in epoch3 for b in batches)
-    ranks[0].set_epoch(3, skip=1)
-    assert list(ranks[0]) == epoch3[0][1:] and len(ranks[0]) == len(epoch3[0]) - 1
-    ranks[0].set_epoch(4)
-    assert list(ranks[0]) != epoch3[0]
-
-
-# -------------------------------------------------------------------------------------- distributed
-
-def torchrun(flags: list) -> None:
-    """``csre-train FLAGS`` as a 2-process gloo job (torch.distributed.run, by module, one thread each)."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "cli.train",
-               *map(str, flags)]
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
-
-
-def test_ddp_on_cpu_two_processes_resumes_exactly(ntu_store, tmp_path):
-    interrupted, straight = tmp_path / "interrupted", tmp_path / "straight"
-    torchrun(tiny_flags(ntu_store, interrupted) + ["--max-steps", "2"])
-    last = load_checkpoint(interrupted / "last.pt")
-    assert last["world_size"] == 2 and len(last["rank_states"]) == 2
-    assert last["position"] == {"epoch": 0, "batch": 2, "global_step": 2}      # 4 steps per epoch: mid-epoch
-    # Each rank trains on 1 sample per step, and every rank enqueues the global batch: 2 steps x 2 samples.
-    assert int(last["model"]["csre_head.spatial_contrast.written"].sum()) == 4
-    assert [m["step"] for m in metrics(interrupted)] == [2]
-    assert "2 process(es), global batch 2" in (interrupted / "log.txt").read_text()
-
-    torchrun(["--work-dir", interrupted, "--resume", "--max-steps", "5"])
-    torchrun(tiny_flags(ntu_store, straight) + ["--max-steps", "5"])
-    a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(interrupted / "last.pt")
-    assert a["position"] == b["position"] == {"epoch": 1, "batch": 1, "global_step": 5}
-    assert _same_tensors(a["model"], b["model"]) and _same_tensors(a["optimizer"], b["optimizer"])
-
+# ------------------------------------------------------------------------------------------- CUDA
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (this machine has none)")
 def test_cuda_training_with_amp(ntu_store, tmp_path):
@@ -512,9 +361,3 @@ def test_cuda_training_with_amp(ntu_store, tmp_path):
     last = load_checkpoint(tmp_path / "last.pt")
     assert last["scaler"]["scale"] > 0 and "AMP float16" in (tmp_path / "log.txt").read_text()
     assert "cuda" in last["rank_states"][0]["rng"]
-
-
-@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices for NCCL")
-def test_ddp_on_two_gpus_with_nccl(ntu_store, tmp_path):
-    torchrun(tiny_flags(ntu_store, tmp_path) + ["--device", "cuda", "--max-steps", "2"])
-    assert load_checkpoint(tmp_path / "last.pt")["position"]["global_step"] == 2

@@ -363,15 +363,20 @@ def test_eval_part_val_needs_a_run_with_validation(val_run, ntu_store, tmp_path)
 
 def test_ensemble_fuses_with_recorded_weights(val_run, tmp_path):
     joint = load_scores(val_run / "scores_test.npz")
-    doubled = dataclasses.replace(joint, logits=joint.logits * 2)
-    save_scores(tmp_path / "b.npz", doubled)
+    # A second file that is not a multiple of the first: its classes shifted by one, so a fusion that read only
+    # the first file (or dropped the weights) gives other logits and another top-1.
+    other = dataclasses.replace(joint, logits=np.roll(joint.logits, 1, axis=1) * 4)
+    save_scores(tmp_path / "b.npz", other)
     out = tmp_path / "fused.npz"
     result = run_cli(ensemble_command, [val_run / "scores_test.npz", tmp_path / "b.npz", "--weights", "0.5,0.25",
                                         "--out", out])
     assert result.exit_code == 0, result.output
-    assert f"fused 2 files, 5 samples: top-1 {joint.accuracy(1):.4f}" in result.stdout
+    expected = Scores(joint.names, (0.5 * joint.logits.astype(np.float64) + 0.25 * other.logits.astype(np.float64))
+                      .astype(np.float32), joint.labels)
+    assert f"fused 2 files, 5 samples: top-1 {expected.accuracy(1):.4f}" in result.stdout
     fused = load_scores(out)
-    assert np.allclose(fused.logits, joint.logits) and fused.extra["weights"].tolist() == [0.5, 0.25]
+    assert np.allclose(fused.logits, expected.logits) and fused.extra["weights"].tolist() == [0.5, 0.25]
+    assert not np.allclose(fused.logits, joint.logits) and not np.allclose(fused.logits, 0.5 * joint.logits)
     assert list(fused.extra["sources"]) == [str(val_run / "scores_test.npz"), str(tmp_path / "b.npz")]
     assert metadata(fused, "tuned_on") == "fixed" and metadata(fused, "part") == "test"
 

@@ -23,6 +23,7 @@ from csre_models import engine
 from csre_models.config import load_config_file, resolve_config
 from csre_models.data import SkeletonDataset
 from csre_models.data import transforms as T
+from csre_models.data.sampling import build_data
 from skeldata.build import build
 from skeldata.store import open_store
 
@@ -69,7 +70,7 @@ def stgcn_store(request, tmp_path_factory):
 def recipe_data(config_path: Path, store: Path, bench_name: str):
     config = resolve_config(load_config_file(str(config_path)),
                             {"store": str(store), "benchmark": bench_name, "val_fraction": 0.0})
-    return engine.build_data(config, joint_input=False)
+    return build_data(config, joint_input=False)
 
 
 def our_outputs(dataset: SkeletonDataset) -> np.ndarray:
@@ -144,7 +145,7 @@ def test_each_stgcn_recipe_feeds_its_window(config_path, tmp_path_factory):
     dataset, bench_name = config_path.name.split("-")[:2]
     config = resolve_config(load_config_file(str(config_path)), {
         "store": str(_training_store(tmp_path_factory, dataset)), "benchmark": bench_name, "device": "cpu"})
-    data = engine.build_data(config, joint_input=False)
+    data = build_data(config, joint_input=False)
     for part in (data.train, data.test):
         shapes = {tuple(part[i][0].shape) for i in range(len(part))}
         assert shapes == {(3, _window(config_path), 25, 2)}, (part, shapes)

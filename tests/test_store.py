@@ -201,3 +201,10 @@ def test_parallel_chunk_compression_writes_what_hdf5_would(tmp_path, store_path)
             assert parallel["streams"][name].compression == "lzf" and parallel["streams"][name].shuffle
             assert np.array_equal(parallel["streams"][name][()], serial["streams"][name][()])
             assert parallel["streams"][name].attrs["crc32"] == serial["streams"][name].attrs["crc32"]
+
+
+def test_typed_root_attributes(store_path):
+    with open_store(store_path) as store:
+        assert (store.num_classes, store.max_bodies, store.num_joints) == (60, 2, 25)
+        assert store.num_frames == int(store.offsets[-1]) == int(store.column("n_frames").sum())
+        assert (store.pipeline, store.single_body_fill) == ("sgn", "zero")

@@ -68,16 +68,15 @@ import torch
 from torch.utils.data import Dataset
 
 from skeldata.errors import StoreError
-from skeldata.store import Store, open_store, pipeline_name
+from skeldata.store import Store, open_store
 from skeldata.verify import verify
 
+from ..encoders._registry import DEFAULT_WINDOWS
 from . import transforms as T
 
 #: Stores whose frames take at most this many bytes are checksummed whole before training (a second or two).
 SCAN_LIMIT_BYTES = 1 << 30
 
-#: Default window per joint layout: the published recipes' frames per input.
-DEFAULT_WINDOWS = {"ntu25": 64, "ucla20": 52}
 #: Default crop fractions of the NTU feeder: a random crop in training, the centre at test time.
 TRAIN_P_INTERVAL = (0.5, 1.0)
 TEST_P_INTERVAL = (0.95,)
@@ -137,11 +136,11 @@ class SkeletonDataset(Dataset):
         self.p_interval = tuple(p_interval) if p_interval is not None else (
             TRAIN_P_INTERVAL if self.train else TEST_P_INTERVAL)
         self.random_rot = self.train if random_rot is None else bool(random_rot)
-        self.single_body_fill = single_body_fill or self.store.attrs.get("single_body_fill", "zero")
+        self.single_body_fill = single_body_fill or self.store.single_body_fill
         self.return_joint = bool(return_joint)
         self.slot_per_copy = bool(slot_per_copy)
         self.crop = bool(crop)
-        self.pipeline = pipeline_name(self.store.attrs)
+        self.pipeline = self.store.pipeline
         self.feeder = feeder if feeder is not None else (
             "hcn" if self.crop and self.layout.name == "ntu25" and self.pipeline == "stgcn" else "ctrgcn")
         self._check_options()
@@ -202,11 +201,11 @@ class SkeletonDataset(Dataset):
 
     @property
     def num_classes(self) -> int:
-        return int(self.store.attrs["num_classes"])
+        return self.store.num_classes
 
     @property
     def num_person(self) -> int:
-        return int(self.store.attrs["max_bodies"])
+        return self.store.max_bodies
 
     @property
     def names(self) -> list:
@@ -315,7 +314,7 @@ class _PartInMemory:
         order = np.argsort(sample_indices, kind="stable")   # read in store order: sequential chunks
         lengths = store.column("n_frames")[sample_indices].astype(np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(lengths)])
-        row_shape = (int(store.attrs["max_bodies"]), int(store.attrs["num_joints"]), 3)
+        row_shape = (store.max_bodies, store.num_joints, 3)
         self.frames = np.empty((int(self.offsets[-1]),) + row_shape, dtype=np.float32)
         for k in order:
             self.frames[self.offsets[k]:self.offsets[k + 1]] = store.sequence(int(sample_indices[k]), "joint")
@@ -332,7 +331,7 @@ def check_store(path: Union[str, Path], scan_limit_bytes: Optional[int] = None) 
     larger stores are checked frame by frame as they are read (:meth:`skeldata.store.Store.sequence`:
     finite and plausible values, readable chunks). Returns whether the frames were scanned."""
     with open_store(path) as store:
-        frame_bytes = int(store.attrs["num_frames"]) * store.dataset.max_bodies * store.layout.num_joints * 3 * 4
+        frame_bytes = store.num_frames * store.max_bodies * store.num_joints * 3 * 4
         stream_bytes = frame_bytes * len(store.stored_streams)
     scan = stream_bytes <= (SCAN_LIMIT_BYTES if scan_limit_bytes is None else scan_limit_bytes)
     result = verify(path, scan_streams=scan)

@@ -1,20 +1,102 @@
-"""The encoder registry: ``@register_encoder`` on a constructor, ``create_encoder(name, ...)`` to build one."""
+"""The encoder registry: ``@register_encoder(name, **card)`` on a constructor, ``create_encoder(name, ...)`` to
+build one, :func:`encoder_card` for what the rest of the project needs to know about it.
+
+An :class:`EncoderCard` (like timm's ``default_cfg``) is the one place for an encoder's facts outside its
+module: the window and feeder variant of its published recipes per joint layout, its recipes for
+``--pipeline stgcn`` stores, the inputs it takes besides ``x``, and the folder of its shipped configs. The
+configuration defaults (:func:`csre_models.config.default_window`), the dataset, the official-weights loader
+and the benchmarks read it; adding an encoder is one module, one registration and its configs
+(``docs/design.md``, "Encoders").
+"""
 from __future__ import annotations
 
-from typing import Callable, Dict, List
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import torch.nn as nn
 
+#: Frames per input of the published recipes, per joint layout (CTR-GCN's 64 on NTU, 52 on NW-UCLA): the
+#: window of an encoder whose card says nothing else, and of the dataset when it is given none.
+DEFAULT_WINDOWS: Mapping[str, int] = {"ntu25": 64, "ucla20": 52}
+#: Feeder variants of the NTU and NW-UCLA feeders: CTR-GCN's centred joints, or joints relative to the spine
+#: joint with its trajectory kept (the CSRE / Hyperformer / BlockGCN feeders; ``spine_relative`` of the
+#: dataset and the configuration).
+FEEDER_VARIANTS = ("centred", "spine-relative")
+#: Feeders of the recipes for a ``--pipeline stgcn`` store: ``hcn`` (HCN-pytorch's crop of the file's frame
+#: count resized to the window: the dataset's ``feeder="hcn"``, its default there) or ``whole`` (no crop, all
+#: stored frames: 2s-AGCN's ``window_size: -1``, the dataset's ``crop=False``).
+STGCN_FEEDERS = ("hcn", "whole")
+#: The shipped recipes: ``<CONFIGS>/<encoder>/<dataset>-<benchmark>[-stgcn]-<stream>.yaml``.
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+@dataclass(frozen=True)
+class EncoderCard:
+    """What the project knows about an encoder besides its module (see the module docstring).
+
+    Attributes:
+        name: the registry name.
+        published: the year of the encoder's paper (the benchmarks' table lists encoders in this order).
+        windows: frames per input of its recipes, per joint layout.
+        feeders: feeder variant of its recipes per joint layout, one of :data:`FEEDER_VARIANTS`.
+        extra_inputs: keyword inputs of ``forward`` / ``forward_features`` besides ``x`` that the engine feeds
+            (``joint``: BlockGCN's un-centred joint positions, the dataset's ``return_joint``).
+        stgcn_feeder: feeder of its recipes for ``--pipeline stgcn`` stores (:data:`STGCN_FEEDERS`), ``None``
+            when it has none.
+        stgcn_window: frames per input of those recipes.
+    """
+
+    name: str
+    published: int = 0
+    windows: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_WINDOWS))
+    feeders: Mapping[str, str] = field(default_factory=lambda: {layout: "centred" for layout in DEFAULT_WINDOWS})
+    extra_inputs: Tuple[str, ...] = ()
+    stgcn_feeder: Optional[str] = None
+    stgcn_window: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.feeders.values()) - set(FEEDER_VARIANTS))
+        if unknown or (self.stgcn_feeder is not None and self.stgcn_feeder not in STGCN_FEEDERS):
+            raise ValueError(f"encoder {self.name!r}: feeders are {', '.join(FEEDER_VARIANTS)} "
+                             f"(stgcn: {', '.join(STGCN_FEEDERS)}); got {unknown or self.stgcn_feeder}")
+
+    def window(self, layout: str) -> int:
+        """The recipes' frames per input on ``layout``."""
+        return int(self.windows[layout])
+
+    def spine_relative(self, layout: str) -> bool:
+        """Whether its recipes on ``layout`` feed spine-relative joints."""
+        return self.feeders[layout] == "spine-relative"
+
+    @property
+    def takes_joint(self) -> bool:
+        """Whether it reads BlockGCN's un-centred joint tensor (``forward_features(x, joint=...)``)."""
+        return "joint" in self.extra_inputs
+
+    @property
+    def recipe_folder(self) -> Path:
+        return CONFIGS / self.name
+
+    def recipes(self) -> List[Path]:
+        """Its shipped configuration files, sorted (none when the package runs without its ``configs/``)."""
+        return sorted(self.recipe_folder.glob("*.yaml"))
+
+
 _ENCODERS: Dict[str, Callable[..., nn.Module]] = {}
+_CARDS: Dict[str, EncoderCard] = {}
 
 
-def register_encoder(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register ``fn(num_class, layout, num_person, window, **kwargs) -> nn.Module`` under ``name``."""
+def register_encoder(name: str, **card) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register ``fn(num_class, layout, num_person, window, **kwargs) -> nn.Module`` under ``name``, with the
+    :class:`EncoderCard` fields ``card`` (the defaults for the rest)."""
+    details = EncoderCard(name, **card)
 
     def decorate(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _ENCODERS:
             raise ValueError(f"encoder {name!r} is already registered")
         _ENCODERS[name] = fn
+        _CARDS[name] = details
         return fn
 
     return decorate
@@ -23,6 +105,14 @@ def register_encoder(name: str) -> Callable[[Callable[..., nn.Module]], Callable
 def list_encoders() -> List[str]:
     """Names of the registered encoders, sorted."""
     return sorted(_ENCODERS)
+
+
+def encoder_card(name: str) -> EncoderCard:
+    """The :class:`EncoderCard` of the registered encoder ``name``."""
+    try:
+        return _CARDS[name]
+    except KeyError:
+        raise KeyError(f"unknown encoder {name!r}; known: {', '.join(list_encoders()) or 'none'}") from None
 
 
 def create_encoder(name: str, num_class: int, layout: str = "ntu25", num_person: int = 2,

@@ -76,7 +76,7 @@ class AGCN(GraphEncoder):
         super().__init__(blocks, num_class, layout, num_person, window, in_channels)
 
 
-@register_encoder("agcn")
+@register_encoder("agcn", published=2019, stgcn_feeder="whole", stgcn_window=300)
 def agcn(num_class: int, layout: str = "ntu25", num_person: int = 2, window: int = 300, **kwargs) -> AGCN:
     """2s-AGCN (window 300 on NTU, as its own preprocessing pads every sample to 300 frames)."""
     return AGCN(num_class, layout, num_person, window, **kwargs)

@@ -268,7 +268,8 @@ class BlockGCN(GraphEncoder):
         return features
 
 
-@register_encoder("blockgcn")
+@register_encoder("blockgcn", published=2024, feeders={"ntu25": "spine-relative", "ucla20": "centred"},
+                  extra_inputs=("joint",))
 def blockgcn(num_class: int, layout: str = "ntu25", num_person: int = 2, window: int = 64,
              **kwargs) -> BlockGCN:
     """BlockGCN (window 64 on NTU; 52 assumed on NW-UCLA, for which the repository has no config)."""

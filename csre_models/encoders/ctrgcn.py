@@ -118,7 +118,7 @@ class CTRGCN(GraphEncoder):
         super().__init__(blocks, num_class, layout, num_person, window, in_channels, drop_out)
 
 
-@register_encoder("ctrgcn")
+@register_encoder("ctrgcn", published=2021)
 def ctrgcn(num_class: int, layout: str = "ntu25", num_person: int = 2, window: int = 64, **kwargs) -> CTRGCN:
     """CTR-GCN (window 64 on NTU, 52 on NW-UCLA in the official configs)."""
     return CTRGCN(num_class, layout, num_person, window, **kwargs)

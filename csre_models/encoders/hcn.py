@@ -108,7 +108,7 @@ class HCN(SkeletonEncoder):
         return 4 * self.width, side, side
 
 
-@register_encoder("hcn")
+@register_encoder("hcn", published=2018, stgcn_feeder="hcn", stgcn_window=64)
 def hcn(num_class: int, layout: str = "ntu25", num_person: int = 2, window: int = 64, **kwargs) -> HCN:
     """HCN (window 64 or 32 in the official configs)."""
     return HCN(num_class, layout, num_person, window, **kwargs)

@@ -183,7 +183,8 @@ class Hyperformer(GraphEncoder):
         super().__init__(blocks, num_class, layout, num_person, window, in_channels, drop_out)
 
 
-@register_encoder("hyperformer")
+@register_encoder("hyperformer", published=2022,
+                  feeders={"ntu25": "spine-relative", "ucla20": "spine-relative"})
 def hyperformer(num_class: int, layout: str = "ntu25", num_person: int = 2, window: int = 64,
                 **kwargs) -> Hyperformer:
     """Hyperformer (window 64 on NTU, 52 on NW-UCLA in the official configs)."""

@@ -1,5 +1,6 @@
-"""Checkpoints that bound what a killed run loses: every N steps, every M minutes, on SIGTERM and SIGINT;
-and resuming from any of them is bit-identical to a run that was never stopped."""
+"""csre_models.checkpoint: the store fingerprint a checkpoint records; and checkpoints that bound what a
+killed run loses (every N steps, every M minutes, on SIGTERM and SIGINT), resuming from any of them
+bit-identically to a run that was never stopped."""
 from __future__ import annotations
 
 import json
@@ -15,11 +16,29 @@ import torch
 from conftest import PROJECT_ROOT
 
 from cli.train import train as train_command
-from csre_models.checkpoint import load_checkpoint
+from csre_models.checkpoint import CheckpointError, check_fingerprint, load_checkpoint, store_fingerprint
 from csre_models.engine import Trainer, TrainingInterrupted, train
 from test_engine import metrics, run_cli, tiny, tiny_flags
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+#: What csre_models.checkpoint.store_fingerprint gave for the bundled NTU-60 fixture store when it walked the
+#: HDF5 file itself (before skeldata's Store.fingerprint): checkpoints written then must still resume.
+FIXTURE_FINGERPRINT = {"dataset": "ntu60", "num_samples": 12, "digest": "40f0b393a495bc58"}
+
+
+def test_the_fingerprint_is_the_one_earlier_checkpoints_recorded(ntu_store, tmp_path):
+    from skeldata import open_store
+
+    with open_store(ntu_store) as store:
+        assert store.fingerprint() == FIXTURE_FINGERPRINT
+    assert store_fingerprint(ntu_store) == FIXTURE_FINGERPRINT
+    copy = tmp_path / "another-name.h5"                       # the file name plays no part
+    copy.write_bytes(ntu_store.read_bytes())
+    assert store_fingerprint(copy) == FIXTURE_FINGERPRINT
+    check_fingerprint(FIXTURE_FINGERPRINT, store_fingerprint(copy), copy)
+    with pytest.raises(CheckpointError, match="not the store this run was trained on"):
+        check_fingerprint({**FIXTURE_FINGERPRINT, "digest": "0" * 16}, store_fingerprint(copy), copy)
 
 
 @pytest.fixture(scope="module")
