@@ -28,7 +28,7 @@ import yaml
 
 from skeldata.pipeline.streams import TRAINING_STREAMS
 
-from .errors import CSREModelsError
+from .errors import ConfigError
 
 __all__ = ["TrainConfig", "ConfigError", "FIXED_ON_RESUME", "STREAMS", "config_fields", "load_config_file",
            "resolve_config", "config_from_dict", "dump_config", "check_resume_changes", "prepare_config",
@@ -41,10 +41,6 @@ STREAMS = tuple(TRAINING_STREAMS)
 FIXED_ON_RESUME = ("benchmark", "encoder", "encoder_options", "init_from", "stream", "csre", "window", "spine_relative",
                    "crop", "pipeline",
                    "val_fraction", "batch_size", "seed", "csre_dim", "csre_reduction", "optimizer")
-
-
-class ConfigError(CSREModelsError):
-    """A configuration that cannot run, with a one-line reason."""
 
 
 def _option(default, help_text: str) -> Any:
@@ -270,7 +266,7 @@ def prepare_config(config: TrainConfig) -> TrainConfig:
     Raises :class:`ConfigError` with a one-line reason for anything that cannot run.
     """
     # Imported here, not at the top: this module stays light (no torch, no HDF5) for the command line's
-    # --help, and precision and runtime import ConfigError from it.
+    # --help.
     from skeldata import open_store
     from skeldata.errors import StoreError
 

@@ -831,7 +831,7 @@ def train(config: TrainConfig, resume: bool = False, file_values: Optional[Dict[
     if config.batch_size % world.world_size:
         raise ConfigError(f"--batch-size {config.batch_size} is the global batch; it must divide evenly over the "
                           f"{world.world_size} processes")
-    apply_runtime_options(config)
+    apply_runtime_options(config.threads, config.deterministic)
     device = init_distributed(resolve_device(config.device), world)
     work = WorkDir(Path(config.work_dir), world)
     try:

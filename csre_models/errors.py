@@ -5,3 +5,7 @@ common base, so ``except ValueError`` keeps working."""
 
 class CSREModelsError(ValueError):
     """An input csre_models cannot use, with a one-line reason."""
+
+
+class ConfigError(CSREModelsError):
+    """A configuration that cannot run, with a one-line reason."""

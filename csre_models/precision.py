@@ -19,7 +19,7 @@ from typing import ContextManager, Optional
 
 import torch
 
-from .config import ConfigError
+from .errors import ConfigError
 
 __all__ = ["PRECISIONS", "Precision", "resolve_precision", "cpu_has_native_bf16"]
 

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import os
 import random
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import numpy as np
 import torch
 
-from .config import ConfigError
-
-if TYPE_CHECKING:
-    from .config import TrainConfig
+from .errors import ConfigError
 
 __all__ = ["resolve_device", "apply_runtime_options", "seed_globals"]
 
@@ -37,11 +34,11 @@ def resolve_device(requested: Optional[str]) -> torch.device:
     return device
 
 
-def apply_runtime_options(config: TrainConfig) -> None:
-    """Set torch's thread count (``threads``) and deterministic mode (``deterministic``) for this process."""
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    if config.deterministic:
+def apply_runtime_options(threads: Optional[int], deterministic: bool) -> None:
+    """Set torch's thread count (``--threads``; ``None`` keeps torch's) and deterministic mode for this process."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if deterministic:
         # cuBLAS needs a fixed workspace for reproducible results; it reads this when CUDA starts.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
