@@ -10,7 +10,7 @@ from conftest import PROJECT_ROOT
 from csre_models import create_encoder, list_encoders
 from csre_models.config import default_window, load_config_file, resolve_config
 from csre_models.encoders import encoder_card
-from test_engine import one_line_error, run_cli, tiny_flags, ucla_store  # noqa: F401  (ucla_store: a fixture)
+from test_engine import one_line_error, run_cli, tiny_flags
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

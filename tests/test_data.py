@@ -45,7 +45,7 @@ def write_ucla_files(folder, names, rng):
 
 
 @pytest.fixture(scope="module")
-def ucla_store(tmp_path_factory):
+def synthetic_ucla_store(tmp_path_factory):
     """A synthetic NW-UCLA store: 6 training sequences (views 1, 2), 3 test sequences (view 3)."""
     out = tmp_path_factory.mktemp("ucla")
     names = [f"a{a:02d}_s01_e00_v{v:02d}" for v in (1, 2, 3) for a in ((1, 2, 12) if v < 3 else (3, 4, 5))]
@@ -170,9 +170,9 @@ def test_ucla_frame_sampling():
 
 @pytest.mark.parametrize("stream", STREAMS)
 @pytest.mark.parametrize("train", [False, True])
-def test_shapes_and_types(fixture_stores, ucla_store, stream, train):
+def test_shapes_and_types(fixture_stores, synthetic_ucla_store, stream, train):
     for path, benchmark, shape in ((fixture_stores["ntu60"], "xsub", (3, 64, 25, 2)),
-                                   (ucla_store, "xview", (3, 52, 20, 1))):
+                                   (synthetic_ucla_store, "xview", (3, 52, 20, 1))):
         ds = SkeletonDataset(path, benchmark=benchmark, part="train", stream=stream, train=train)
         x, label, index = ds[0]
         assert x.shape == shape and x.dtype == np.float32 and np.isfinite(x).all()
@@ -239,28 +239,28 @@ def test_index_is_the_bank_slot(fixture_stores):
         ds[len(ds)]
 
 
-def test_ucla_repeat_shares_the_sample_slot(ucla_store):
-    ds = SkeletonDataset(ucla_store, benchmark="xview", part="train", train=True)
+def test_ucla_repeat_shares_the_sample_slot(synthetic_ucla_store):
+    ds = SkeletonDataset(synthetic_ucla_store, benchmark="xview", part="train", train=True)
     n = ds.num_samples
     assert (n, ds.repeat, len(ds), ds.bank_size, ds.window) == (6, 5, 30, 6, 52)
     assert [ds[i][2] for i in range(len(ds))] == [i % n for i in range(len(ds))]
     assert [ds[i][1] for i in range(len(ds))] == ds.labels.tolist() * 5
-    per_copy = SkeletonDataset(ucla_store, benchmark="xview", part="train", train=True, slot_per_copy=True)
+    per_copy = SkeletonDataset(synthetic_ucla_store, benchmark="xview", part="train", train=True, slot_per_copy=True)
     assert [per_copy[i][2] for i in range(len(ds))] == list(range(len(ds)))
     assert per_copy.bank_labels.tolist() == ds.labels.tolist() * 5
-    assert len(SkeletonDataset(ucla_store, benchmark="xview", part="test")) == 3
+    assert len(SkeletonDataset(synthetic_ucla_store, benchmark="xview", part="test")) == 3
 
 
-def test_ucla_training_inputs_are_normalised_views(ucla_store):
-    ds = SkeletonDataset(ucla_store, benchmark="xview", part="train", train=True)
+def test_ucla_training_inputs_are_normalised_views(synthetic_ucla_store):
+    ds = SkeletonDataset(synthetic_ucla_store, benchmark="xview", part="train", train=True)
     items = [ds.item(0, np.random.default_rng(seed))[0] for seed in range(4)]
     for x in items:
         assert x.min() >= -1 and x.max() <= 1
     assert not np.allclose(items[0], items[1])
 
 
-def test_blockgcn_joint_input(fixture_stores, ucla_store):
-    for path, benchmark in ((fixture_stores["ntu60"], "xsub"), (ucla_store, "xview")):
+def test_blockgcn_joint_input(fixture_stores, synthetic_ucla_store):
+    for path, benchmark in ((fixture_stores["ntu60"], "xsub"), (synthetic_ucla_store, "xview")):
         plain = SkeletonDataset(path, benchmark=benchmark, part="test")
         ds = SkeletonDataset(path, benchmark=benchmark, part="test", stream="bone_motion",
                              spine_relative=True, return_joint=True)
@@ -295,11 +295,11 @@ def test_bad_options_are_named(fixture_stores, options, message):
         SkeletonDataset(fixture_stores["ntu60"], **arguments)
 
 
-def test_unknown_benchmark_and_ntu_options_on_nw_ucla(fixture_stores, ucla_store):
+def test_unknown_benchmark_and_ntu_options_on_nw_ucla(fixture_stores, synthetic_ucla_store):
     with pytest.raises(KeyError, match="xset"):
         SkeletonDataset(fixture_stores["ntu60"], benchmark="xset", part="train")
     with pytest.raises(ValueError, match="NTU feeder options"):
-        SkeletonDataset(ucla_store, benchmark="xview", part="train", random_rot=True)
+        SkeletonDataset(synthetic_ucla_store, benchmark="xview", part="train", random_rot=True)
 
 
 # ---------------------------------------------------------------------------------------- workers

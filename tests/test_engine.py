@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import FIXTURES, PROJECT_ROOT, ucla_subset_store
+from conftest import FIXTURES, PROJECT_ROOT
 
 from cli.train import ensemble as ensemble_command
 from cli.train import evaluate as evaluate_command
@@ -35,12 +35,6 @@ WORK_DIR_FILES = {"config.yaml", "log.txt", "metrics.jsonl", "last.pt", "encoder
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def ucla_store(tmp_path_factory) -> Path:
-    """Twelve NW-UCLA sequences: 8 training (views 1 and 2), 4 test (view 3), two actions."""
-    return ucla_subset_store(tmp_path_factory.mktemp("ucla"), ("a01", "a02"))
 
 
 def tiny(store: Path, work_dir: Path, **changes) -> TrainConfig:
