@@ -33,11 +33,22 @@ def test_the_five_scripts_are_declared():
                        "csre-study": "cli.study:study"}
 
 
-@pytest.mark.parametrize("name", ["skeldata", "csre-train", "csre-eval", "csre-ensemble", "csre-study"])
-def test_help(name, tmp_path):
-    result = script(name, "--help", cwd=tmp_path)
+def test_help_of_every_script(tmp_path):
+    """Every script's ``--help``, in one process (each process imports torch: seconds); the tiny run below
+    starts each script as a process of its own."""
+    calls = "".join(f"print('=== {name}', flush=True)\n"
+                    f"try:\n    __import__({module!r}, fromlist=['x']).{function}(['--help'], prog_name={name!r})\n"
+                    f"except SystemExit as exc:\n    print('=== exit', exc.code, flush=True)\n"
+                    for name, (module, function) in ((name, value.split(":")) for name, value in SCRIPTS.items()))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", calls], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=600)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(f"Usage: {name} ") and "--help" in result.stdout
+    sections = result.stdout.split("=== ")[1:]
+    assert len(sections) == 2 * len(SCRIPTS)
+    for name, (text, exit_line) in zip(SCRIPTS, zip(sections[::2], sections[1::2])):
+        assert text.startswith(f"{name}\nUsage: {name} ") and "--help" in text, text
+        assert exit_line.strip() in ("exit 0", "exit None"), (name, exit_line)
 
 
 @pytest.mark.slow
