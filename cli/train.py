@@ -199,8 +199,8 @@ def _write_report_and_figure(scores, report: Optional[str], confusion: Optional[
               help="Temporal clips per sample whose softmax probabilities are averaged (PYSKL's multi-clip "
                    "testing; scores = log of the mean probabilities). Default: the run's test_clips, else 1.")
 @click.option("--encoder", default=None,
-              help="Encoder of an official state dict (hcn, agcn, ctrgcn, hyperformer, blockgcn): a --checkpoint "
-                   "that is not a csre_models checkpoint is read in its official key layout.")
+              help="Encoder of an official state dict (a name of csre_models.list_encoders(), e.g. ctrgcn): a "
+                   "--checkpoint that is not a csre_models checkpoint is read in its official key layout.")
 @click.option("--reference-weights", is_flag=True,
               help="Read --checkpoint as an official state dict even if it is a csre_models checkpoint.")
 @click.option("--stream", default=None, help="Official weights: input stream (default joint).")

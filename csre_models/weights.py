@@ -32,7 +32,6 @@ from . import checkpoint as ckpt
 from .checkpoint import CheckpointError
 from .encoders import encoder_card
 from .encoders._blocks import reference_state
-from .encoders.hyperformer import UCLA_BONE_BODY_PARTS
 
 __all__ = ["REFERENCE", "WRAPPER_KEYS", "Weights", "LoadReport", "read_weights", "load_weights",
            "build_reference_encoder", "classifier_axes", "published_recipe", "describe_object"]
@@ -262,20 +261,12 @@ def build_reference_encoder(weights: Weights, encoder: str, num_class: int, layo
 def published_recipe(encoder: str, layout: str, stream: str) -> Tuple[bool, Dict[str, Any]]:
     """``(spine_relative, encoder_options)`` of the shipped config of ``encoder`` on ``layout`` and ``stream``
     (``configs/``; a test keeps the two in step): what weights that record no configuration are evaluated
-    with by default.
-
-    Hyperformer and BlockGCN were published with the spine-relative feeder (BlockGCN's NW-UCLA feeder has no
-    spine step, and there is no BlockGCN NW-UCLA config); BlockGCN with its official batch coupling
-    (``faithful``); Hyperformer's NW-UCLA bone streams with other body parts. The other encoders take
-    CTR-GCN's feeder and no option.
+    with by default. Both come from the encoder's card (its ``feeders`` and ``recipe_options``): e.g.
+    Hyperformer and BlockGCN were published with the spine-relative feeder, BlockGCN with its official batch
+    coupling (``faithful``), Hyperformer's NW-UCLA bone streams with other body parts.
     """
-    spine_relative = encoder_card(encoder).spine_relative(layout)
-    options: Dict[str, Any] = {}
-    if encoder == "blockgcn":
-        options["faithful"] = True
-    if encoder == "hyperformer" and layout == "ucla20" and stream.startswith("bone"):
-        options["body_parts"] = [list(part) for part in UCLA_BONE_BODY_PARTS]
-    return spine_relative, options
+    card = encoder_card(encoder)
+    return card.spine_relative(layout), card.options(layout, stream)
 
 
 def state_classes(weights: Weights, axes: Mapping[str, int]) -> List[int]:

@@ -45,6 +45,8 @@ class EncoderCard:
         stgcn_feeder: feeder of its recipes for ``--pipeline stgcn`` stores (:data:`STGCN_FEEDERS`), ``None``
             when it has none.
         stgcn_window: frames per input of those recipes.
+        recipe_options: ``(layout, stream) -> encoder options`` of its published recipes (the ``encoder_options``
+            of its configs, what official weights are rebuilt with); ``None`` for none.
     """
 
     name: str
@@ -54,6 +56,7 @@ class EncoderCard:
     extra_inputs: Tuple[str, ...] = ()
     stgcn_feeder: Optional[str] = None
     stgcn_window: Optional[int] = None
+    recipe_options: Optional[Callable[[str, str], Dict[str, object]]] = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.feeders.values()) - set(FEEDER_VARIANTS))
@@ -68,6 +71,10 @@ class EncoderCard:
     def spine_relative(self, layout: str) -> bool:
         """Whether its recipes on ``layout`` feed spine-relative joints."""
         return self.feeders[layout] == "spine-relative"
+
+    def options(self, layout: str, stream: str) -> Dict[str, object]:
+        """The encoder options of its published recipe on ``layout`` and ``stream`` (a fresh dict)."""
+        return dict(self.recipe_options(layout, stream)) if self.recipe_options is not None else {}
 
     @property
     def takes_joint(self) -> bool:
@@ -120,7 +127,7 @@ def create_encoder(name: str, num_class: int, layout: str = "ntu25", num_person:
     """Build the encoder ``name``.
 
     Args:
-        name: one of :func:`list_encoders` (``hcn``, ``agcn``, ``ctrgcn``, ``hyperformer``, ``blockgcn``).
+        name: one of :func:`list_encoders`.
         num_class: number of output classes.
         layout: joint layout of the input, ``ntu25`` or ``ucla20`` (see :mod:`skeldata.layouts`).
         num_person: bodies per sample (M of the input ``(N, C, T, V, M)``).

@@ -269,7 +269,7 @@ class BlockGCN(GraphEncoder):
 
 
 @register_encoder("blockgcn", published=2024, feeders={"ntu25": "spine-relative", "ucla20": "centred"},
-                  extra_inputs=("joint",))
+                  extra_inputs=("joint",), recipe_options=lambda layout, stream: {"faithful": True})
 def blockgcn(num_class: int, layout: str = "ntu25", num_person: int = 2, window: int = 64,
              **kwargs) -> BlockGCN:
     """BlockGCN (window 64 on NTU; 52 assumed on NW-UCLA, for which the repository has no config)."""

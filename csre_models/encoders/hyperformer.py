@@ -183,8 +183,15 @@ class Hyperformer(GraphEncoder):
         super().__init__(blocks, num_class, layout, num_person, window, in_channels, drop_out)
 
 
+def _recipe_options(layout: str, stream: str) -> Dict[str, object]:
+    """Hyperformer's NW-UCLA bone recipes group the joints into other body parts."""
+    if layout == "ucla20" and stream.startswith("bone"):
+        return {"body_parts": [list(part) for part in UCLA_BONE_BODY_PARTS]}
+    return {}
+
+
 @register_encoder("hyperformer", published=2022,
-                  feeders={"ntu25": "spine-relative", "ucla20": "spine-relative"})
+                  feeders={"ntu25": "spine-relative", "ucla20": "spine-relative"}, recipe_options=_recipe_options)
 def hyperformer(num_class: int, layout: str = "ntu25", num_person: int = 2, window: int = 64,
                 **kwargs) -> Hyperformer:
     """Hyperformer (window 64 on NTU, 52 on NW-UCLA in the official configs)."""
