@@ -131,6 +131,21 @@ def test_hcn_one_person_is_the_two_person_model_on_a_duplicated_person():
         assert torch.allclose(one(x), two(x.repeat(1, 1, 1, 1, 2)))
 
 
+def test_hcn_gives_each_sample_its_own_logits_across_its_chunks():
+    """HCN convolves at most CHUNK person maps per call: a batch of 2.5 chunks gives, in order, the maps and
+    logits of its samples one at a time."""
+    from csre_models.encoders.hcn import CHUNK
+    torch.manual_seed(0)
+    model = create_encoder("hcn", num_class=5, layout="ntu25", num_person=2, window=SMALL_WINDOW).eval()
+    x = torch.randn(CHUNK + CHUNK // 4, 3, SMALL_WINDOW, 25, 2)       # 2.5 chunks of person maps
+    with torch.no_grad():
+        fmap = model.forward_features(x)
+        one_by_one = torch.cat([model.forward_features(sample[None]) for sample in x])
+        torch.testing.assert_close(fmap, one_by_one, rtol=0, atol=1e-5)
+        torch.testing.assert_close(model.forward_head(fmap, 2), model(x))
+        assert fmap.shape[0] == 2 * len(x) > 2 * CHUNK
+
+
 # --------------------------------------------------------------------------------------------------
 # Equivalence with the official models: one case per reference folder.
 # --------------------------------------------------------------------------------------------------

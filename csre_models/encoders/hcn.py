@@ -44,6 +44,9 @@ from ._registry import register_encoder
 
 #: Four 2x2 max-pools between the input and conv6 divide both map axes by this.
 POOLING = 16
+#: Person maps per convolution call. One thread, NTU shapes: conv2 + conv3 forward and backward on 128 maps
+#: took 2.13 s in one call, 1.46 s in two of 64 (the official model's batches), 0.98 s in four of 32.
+CHUNK = 32
 
 
 def _conv_stage(in_channels: int, out_channels: int, *tail: nn.Module) -> nn.Sequential:
@@ -95,7 +98,16 @@ class HCN(SkeletonEncoder):
         persons = x.permute(0, 4, 1, 2, 3).reshape(n * m, c, t, v)
         motion = F.interpolate(persons[:, :, 1:] - persons[:, :, :-1], size=(t, v), mode="bilinear",
                                align_corners=False)
-        both = torch.cat((self._stream(persons, ""), self._stream(motion, "m")), dim=1)
+        # The convolutions run on chunks of at most CHUNK person maps: same values, and oneDNN is faster on
+        # them (docs/performance.md, "HCN").
+        maps = [self._conv_maps(position, moving)
+                for position, moving in zip(persons.split(CHUNK), motion.split(CHUNK))]
+        return torch.cat(maps) if len(maps) > 1 else maps[0]
+
+    def _conv_maps(self, position: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+        """``conv6`` maps of person sequences: ``(B, C, T, V)`` positions and motion ->
+        ``(B, 4*width, T/16, window/16)``."""
+        both = torch.cat((self._stream(position, ""), self._stream(motion, "m")), dim=1)
         return self.conv6(self.conv5(both))
 
     def forward_head(self, fmap: torch.Tensor, num_person: int) -> torch.Tensor:
