@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from conftest import SHARED, shared_path
 from csre_models import create_encoder, list_encoders
+from csre_models.encoders import encoder_card
 from csre_models.encoders._graph import spatial_adjacency
 
 REFERENCE_PARTS = ("reference", "encoders")
@@ -93,6 +94,35 @@ def test_interface(name: str, layout: str):
     no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not no_grad, f"parameters without a gradient: {no_grad}"
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("name", list_encoders())
+def test_cpu_convolutions_in_chunks_give_the_whole_batchs_values(name: str, monkeypatch):
+    """Convolutions on chunks of person maps (here of 4, so that 10 maps make 2.5 chunks): logits and
+    gradients equal those of whole-batch convolutions (eval mode: no dropout draw in between)."""
+    from csre_models.encoders import _blocks
+    torch.manual_seed(0)
+    model = create_encoder(name, num_class=5, layout="ntu25", num_person=2, window=SMALL_WINDOW).eval()
+    convolutions = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convolutions and all(type(m) is _blocks.CPUChunkedConv2d for m in convolutions)
+    x = torch.randn(5, 3, SMALL_WINDOW, 25, 2)
+    labels = torch.arange(len(x)) % 5
+
+    def logits_and_gradients(chunk: int):
+        monkeypatch.setattr(_blocks, "CPU_CONV_CHUNK", chunk)
+        model.zero_grad()
+        extra = {"joint": x} if "joint" in encoder_card(name).extra_inputs else {}
+        logits = model.forward_head(model.forward_features(x, **extra), 2)
+        F.cross_entropy(logits, labels).backward()
+        return logits.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    chunked, chunked_grads = logits_and_gradients(4)
+    whole, whole_grads = logits_and_gradients(10 ** 6)
+    assert not torch.equal(chunked, torch.zeros_like(chunked)) and len(chunked_grads) == len(whole_grads) > 0
+    torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-5)
+    for chunked_grad, whole_grad in zip(chunked_grads, whole_grads):   # (a bias before BatchNorm has ~1e-17)
+        torch.testing.assert_close(chunked_grad, whole_grad, rtol=1e-4,
+                                   atol=1e-5 * float(whole_grad.abs().max()) + 1e-12)
 
 
 @pytest.mark.parametrize("name", list_encoders())

@@ -171,6 +171,33 @@ class GraphTemporalBlock(nn.Module):
         return self.relu(self.tcn1(spatial(x)) + self.residual(x))
 
 
+#: Samples per convolution call on the CPU. oneDNN ran the same convolutions faster on chunks of 32 than on the
+#: 128 person maps of a recipe batch (64 samples x 2 persons), one thread: a 2s-AGCN forward + backward took
+#: 76.7 s whole and 58.4 s chunked (1.31x); HCN's conv2 + conv3 2.13 s whole, 0.98 s chunked
+#: (``docs/performance.md``).
+CPU_CONV_CHUNK = 32
+
+
+class CPUChunkedConv2d(nn.Conv2d):
+    """``nn.Conv2d`` that convolves a CPU batch of more than :data:`CPU_CONV_CHUNK` in chunks of that size.
+
+    Each sample's output is what one call gives it (up to the last bits of oneDNN's summation order); the
+    parameters and state-dict keys are the ``nn.Conv2d``'s. Other devices take the batch whole."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or x.shape[0] <= CPU_CONV_CHUNK:
+            return super().forward(x)
+        return torch.cat([super(CPUChunkedConv2d, self).forward(part) for part in x.split(CPU_CONV_CHUNK)])
+
+
+def chunk_cpu_convolutions(model: nn.Module) -> nn.Module:
+    """Make every plain ``nn.Conv2d`` of ``model`` a :class:`CPUChunkedConv2d` (in place; returns ``model``)."""
+    for module in model.modules():
+        if type(module) is nn.Conv2d:
+            module.__class__ = CPUChunkedConv2d
+    return model
+
+
 #: Temporal strides of the ten blocks of CTR-GCN, 2s-AGCN, Hyperformer and BlockGCN (l5 and l8 halve T).
 TEN_BLOCK_STRIDES: Tuple[int, ...] = (1, 1, 1, 1, 2, 1, 1, 2, 1, 1)
 #: Output widths of the ten blocks of CTR-GCN and 2s-AGCN.

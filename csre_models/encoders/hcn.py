@@ -39,14 +39,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._blocks import SkeletonEncoder
+from ._blocks import CPU_CONV_CHUNK, SkeletonEncoder
 from ._registry import register_encoder
 
 #: Four 2x2 max-pools between the input and conv6 divide both map axes by this.
 POOLING = 16
-#: Person maps per convolution call. One thread, NTU shapes: conv2 + conv3 forward and backward on 128 maps
-#: took 2.13 s in one call, 1.46 s in two of 64 (the official model's batches), 0.98 s in four of 32.
-CHUNK = 32
+#: Person maps per call of the whole convolution stack (on every device: HCN has no BatchNorm, and the
+#: pooling and dropout between its convolutions are per sample too).
+CHUNK = CPU_CONV_CHUNK
 
 
 def _conv_stage(in_channels: int, out_channels: int, *tail: nn.Module) -> nn.Sequential:
