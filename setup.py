@@ -1,9 +1,15 @@
-"""Build hook for the optional C reader of .skeleton files (everything else is in pyproject.toml).
+"""Build hook for the optional C parts of skeldata (everything else is in pyproject.toml).
 
-The extension is optional: where it cannot be compiled (no C compiler), installation still
-succeeds and skeldata uses its numpy reader, which gives the same values, only slower.
+Both extensions are optional: where they cannot be compiled (no C compiler), installation still
+succeeds and skeldata falls back to pure Python and numpy, which give the same values, only slower:
+
+- ``skeldata.formats._ntu_c``, the reader of .skeleton files (else the numpy reader);
+- ``skeldata._lzf_c``, the shuffle + LZF chunk encoder (else HDF5's own filters encode each chunk).
 """
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("skeldata.formats._ntu_c", ["skeldata/formats/_ntu_c.c"], optional=True,
-                             extra_compile_args=["-O2"])])
+setup(ext_modules=[
+    Extension("skeldata.formats._ntu_c", ["skeldata/formats/_ntu_c.c"], optional=True,
+              extra_compile_args=["-O2", "-ffp-contract=off"]),  # float32 sums as numpy's, no fused multiply-add
+    Extension("skeldata._lzf_c", ["skeldata/_lzf_c.c"], optional=True, extra_compile_args=["-O2"]),
+])

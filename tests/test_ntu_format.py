@@ -50,6 +50,7 @@ def test_fast_and_strict_parsers_agree_with_the_reference(path, fast_parser):
         assert parsed.joints.dtype == np.float32
         assert parsed.joints.tobytes() == expected.tobytes()
     assert fast.body_ids == strict.body_ids
+    assert np.array_equal(fast.tracking_ranks(), strict.tracking_ranks())
     assert np.array_equal(fast.record_frame, strict.record_frame)
     assert np.array_equal(fast.dropped_frames, strict.dropped_frames)
     assert fast.raw_frames == strict.raw_frames == int(data.split()[0])
@@ -185,3 +186,23 @@ def test_read_skeleton_names_the_path(tmp_path: Path):
     path.write_bytes(b"1\r\n1\r\n")
     with pytest.raises(MalformedFileError, match=str(path)):
         read_skeleton(path)
+
+
+@needs_compiled
+def test_compiled_reader_ranks_tracking_ids_by_first_appearance():
+    body = "{id} 0 1 1 1 1 0 0.1 0.2 2\n25\n" + "0.5 0.25 2.5 1 2 3 4 1 0 0 0 2\n" * 25
+    frames = [["7", "3"], ["3"], ["9", "7", "3"]]
+    text = f"{len(frames)}\n" + "".join(f"{len(ids)}\n" + "".join(body.format(id=i) for i in ids) for ids in frames)
+    parsed = ntu._parse_compiled(text.encode())
+    assert parsed.body_ids == ["7", "3", "3", "9", "7", "3"]
+    assert parsed.body_index.tolist() == [0, 1, 1, 2, 0, 1]
+    assert parsed.body_ids[2] is parsed.body_ids[1]  # one str per tracking id
+
+
+@needs_compiled
+def test_a_file_with_more_tracking_ids_than_the_compiled_reader_tracks_is_parsed_by_python():
+    body = "{id} 0 1 1 1 1 0 0.1 0.2 2\n25\n" + "0.5 0.25 2.5 1 2 3 4 1 0 0 0 2\n" * 25
+    text = "70\n" + "".join(f"1\n{body.format(id=1000 + i)}" for i in range(70))
+    assert ntu._parse_compiled(text.encode()) is None
+    records = parse_skeleton(text.encode())
+    assert records.tracking_ranks().tolist() == list(range(70)) and len(records.joints) == 70

@@ -54,6 +54,34 @@ def test_group_bodies_packs_appearances_and_keeps_first_appearance_order():
     assert raw.num_frames == 3
 
 
+@pytest.mark.parametrize("rows", [1, 2, 25, 26, 7500])
+def test_body_motion_is_numpys_float32_variance_bit_for_bit(rows):
+    rng = np.random.default_rng(rows)
+    for _ in range(200):
+        joints = (rng.standard_normal((rows, 3)) * rng.uniform(0.01, 5) + rng.uniform(-4, 4, 3)).astype(np.float32)
+        expected = np.sum(np.var(joints, axis=0))
+        assert body_motion(joints).tobytes() == expected.tobytes()
+
+
+def test_body_motion_falls_back_to_numpy_when_the_compiled_one_disagrees(monkeypatch):
+    from skeldata.formats import ntu
+    from skeldata.pipeline import extract
+
+    class WrongReader:
+        @staticmethod
+        def body_motion(joints):
+            return 1.0
+
+    monkeypatch.setattr(ntu, "_compiled", WrongReader)
+    extract._compiled_body_motion.cache_clear()
+    try:
+        assert extract._compiled_body_motion() is None
+        joints = np.random.default_rng(0).standard_normal((50, 25, 3)).astype(np.float32)
+        assert body_motion(joints) == np.sum(np.var(joints.reshape(-1, 3), axis=0))
+    finally:
+        extract._compiled_body_motion.cache_clear()
+
+
 def test_single_body_files_are_not_denoised():
     joints = standing(8)
     joints[3] = 0.0  # an all-zero frame survives: no zero-row removal for single-body files

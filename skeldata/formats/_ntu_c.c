@@ -1,13 +1,22 @@
 /*
  * Fast reader of NTU RGB+D .skeleton files (Kinect v2 text format), for skeldata.formats.ntu.
  *
- * parse(data: bytes) -> (raw_frames, dropped, body_ids, record_frame, joints) or None
+ * parse(data: bytes) -> (raw_frames, dropped, body_ids, record_frame, joints, body_index) or None
  *
  *   raw_frames    int, the frame count on line 1
  *   dropped       bytes: int64 indices of the frames without a body
  *   body_ids      list of str: the tracking id of every body record, in file order
  *   record_frame  bytes: int64 index (among frames with a body) of every body record
  *   joints        bytes: float32 (records, 25, 3), camera-space x, y, z
+ *   body_index    bytes: int64, for every body record, the rank of its tracking id by first appearance
+ *
+ * body_motion(joints: float32 buffer) -> float
+ *
+ *   numpy's float32 np.sum(np.var(joints.reshape(-1, 3), axis=0)), bit for bit, without numpy's
+ *   per-call overhead (the extract stage's "motion" of a body): the column sums run row after row in
+ *   float32, as numpy reduces over the outer axis; the divisions by the count are done in float64 and
+ *   rounded to float32 (numpy divides by an intp scalar); the three variances are added left to right.
+ *   Built with -ffp-contract=off so that no compiler fuses a multiply and an add.
  *
  * None means "not a plain, well-formed file": the caller then runs the strict Python parser, which
  * gives the same values or an error naming the line. So this reader only has to be right on
@@ -149,10 +158,41 @@ static int token_to_double(const char *start, const char *stop, double *out) {
     return 1;
 }
 
+#define MAX_DISTINCT_IDS 64 /* more distinct tracking ids in one file: the Python parser's path */
+
 typedef struct {
-    Buffer dropped, record_frame, joints;
+    Buffer dropped, record_frame, joints, body_index;
     PyObject *ids;
+    int distinct;                            /* tracking ids seen so far */
+    const char *id_text[MAX_DISTINCT_IDS];   /* each one's text in the data, and its str */
+    Py_ssize_t id_length[MAX_DISTINCT_IDS];
+    PyObject *id_object[MAX_DISTINCT_IDS];   /* borrowed from ids */
 } Result;
+
+/* The rank of a tracking id by first appearance, appending its str to r->ids. 0 on success, 1 if the
+ * file has too many distinct ids (not an error: the caller falls back), -1 on a Python error. */
+static int record_id(Result *r, const char *start, const char *stop, int64_t *rank) {
+    Py_ssize_t n = stop - start;
+    int k;
+    for (k = 0; k < r->distinct; k++)
+        if (r->id_length[k] == n && memcmp(r->id_text[k], start, n) == 0) break;
+    if (k == r->distinct) {
+        if (k == MAX_DISTINCT_IDS) return 1;
+        PyObject *id = PyUnicode_DecodeASCII(start, n, NULL);
+        if (!id) { PyErr_Clear(); return 1; }
+        int appended = PyList_Append(r->ids, id);
+        Py_DECREF(id);
+        if (appended < 0) return -1;
+        r->id_text[k] = start;
+        r->id_length[k] = n;
+        r->id_object[k] = id; /* the list holds a reference */
+        r->distinct++;
+        *rank = k;
+        return 0;
+    }
+    *rank = k;
+    return PyList_Append(r->ids, r->id_object[k]) < 0 ? -1 : 0;
+}
 
 /* The rest of a joint line after x, y, z: exactly JOINT_TOKENS - 3 numeric tokens, then the end of
  * the line. One pass over the characters, counting the starts of tokens. */
@@ -217,11 +257,10 @@ static int body(Cursor *c, Result *r, int64_t frame) {
     const char *start, *stop;
     /* body line: id + 9 numbers */
     if (!next_token(c, &start, &stop)) return 0;
-    PyObject *id = PyUnicode_DecodeASCII(start, stop - start, NULL);
-    if (!id) { PyErr_Clear(); return 0; }
-    int appended = PyList_Append(r->ids, id);
-    Py_DECREF(id);
-    if (appended < 0) return -1;
+    int64_t rank;
+    int status = record_id(r, start, stop, &rank);
+    if (status != 0) return status < 0 ? -1 : 0;
+    if (buffer_append(&r->body_index, &rank, sizeof rank) < 0) return -1;
     for (int t = 1; t < BODY_TOKENS; t++)
         if (!next_token(c, &start, &stop) || !numeric_token(start, stop)) return 0;
     if (next_token(c, &start, &stop) || !end_line(c)) return 0;
@@ -271,7 +310,7 @@ static PyObject *parse(PyObject *self, PyObject *arg) {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
     Cursor c = {(const char *)view.buf, (const char *)view.buf + view.len};
-    Result r = {{0}, {0}, {0}, PyList_New(0)};
+    Result r = {{0}, {0}, {0}, {0}, PyList_New(0), 0, {0}, {0}, {0}};
     PyObject *out = NULL;
     long raw_frames = 0;
     if (!r.ids) goto done;
@@ -286,22 +325,57 @@ static PyObject *parse(PyObject *self, PyObject *arg) {
         goto done;
     }
     PyObject *dropped = as_bytes(&r.dropped), *frames = as_bytes(&r.record_frame), *joints = as_bytes(&r.joints);
-    if (dropped && frames && joints)
-        out = Py_BuildValue("(lOOOO)", raw_frames, dropped, r.ids, frames, joints);
+    PyObject *ranks = as_bytes(&r.body_index);
+    if (dropped && frames && joints && ranks)
+        out = Py_BuildValue("(lOOOOO)", raw_frames, dropped, r.ids, frames, joints, ranks);
     Py_XDECREF(dropped);
     Py_XDECREF(frames);
     Py_XDECREF(joints);
+    Py_XDECREF(ranks);
 done:
     Py_XDECREF(r.ids);
     PyMem_Free(r.dropped.data);
     PyMem_Free(r.record_frame.data);
     PyMem_Free(r.joints.data);
+    PyMem_Free(r.body_index.data);
     PyBuffer_Release(&view);
     return out;
 }
 
+static PyObject *body_motion(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    Py_ssize_t rows = view.len / (Py_ssize_t)(3 * sizeof(float));
+    if (rows < 1 || view.len != rows * (Py_ssize_t)(3 * sizeof(float))) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "body_motion needs a non-empty float32 buffer of (n, 3) values");
+        return NULL;
+    }
+    const float *x = (const float *)view.buf;
+    float sum[3] = {x[0], x[1], x[2]}, mean[3], squares[3], var[3];
+    double count = (double)rows; /* numpy divides by an intp count: in float64, then rounds to float32 */
+    for (Py_ssize_t i = 1; i < rows; i++)
+        for (int j = 0; j < 3; j++) sum[j] = sum[j] + x[3 * i + j];
+    for (int j = 0; j < 3; j++) {
+        mean[j] = (float)((double)sum[j] / count);
+        float d = x[j] - mean[j];
+        squares[j] = d * d;
+    }
+    for (Py_ssize_t i = 1; i < rows; i++)
+        for (int j = 0; j < 3; j++) {
+            float d = x[3 * i + j] - mean[j];
+            float square = d * d;
+            squares[j] = squares[j] + square;
+        }
+    for (int j = 0; j < 3; j++) var[j] = (float)((double)squares[j] / count);
+    float total = (var[0] + var[1]) + var[2];
+    PyBuffer_Release(&view);
+    return PyFloat_FromDouble((double)total);
+}
+
 static PyMethodDef methods[] = {
-    {"parse", parse, METH_O, "parse(data) -> (raw_frames, dropped, body_ids, record_frame, joints) or None"},
+    {"parse", parse, METH_O, "parse(data) -> (raw_frames, dropped, body_ids, record_frame, joints, body_index) or None"},
+    {"body_motion", body_motion, METH_O, "body_motion(float32 (n, 3) buffer) -> np.sum(np.var(x, axis=0)), bit for bit"},
     {NULL, NULL, 0, NULL},
 };
 

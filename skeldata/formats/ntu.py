@@ -87,6 +87,8 @@ class SkeletonRecords:
         body_ids: the tracking id of every body record, in file order (kept as text, like the reference).
         record_frame: for every body record, the index of its frame among the frames that have a body.
         joints: float32 ``(records, 25, 3)``, camera-space x, y, z in metres.
+        body_index: int64 ``(records,)``, the rank of each record's tracking id by first appearance
+            (``None`` until asked for: the compiled reader fills it in as it reads).
     """
 
     raw_frames: int
@@ -94,6 +96,15 @@ class SkeletonRecords:
     body_ids: List[str]
     record_frame: np.ndarray
     joints: np.ndarray
+    body_index: Optional[np.ndarray] = None
+
+    def tracking_ranks(self) -> np.ndarray:
+        """``body_index``, computed from ``body_ids`` when the reader did not give it."""
+        if self.body_index is None:
+            ranks: dict = {}
+            self.body_index = np.array([ranks.setdefault(body_id, len(ranks)) for body_id in self.body_ids],
+                                       dtype=np.int64)
+        return self.body_index
 
     @property
     def valid_frames(self) -> int:
@@ -142,13 +153,14 @@ def _parse_compiled(data: bytes) -> Optional[SkeletonRecords]:
     parsed = _compiled.parse(data)
     if parsed is None:
         return None
-    raw_frames, dropped, body_ids, record_frame, joints = parsed
+    raw_frames, dropped, body_ids, record_frame, joints, body_index = parsed
     return SkeletonRecords(
         raw_frames=raw_frames,
         dropped_frames=np.frombuffer(dropped, dtype=np.int64),
         body_ids=body_ids,
         record_frame=np.frombuffer(record_frame, dtype=np.int64),
         joints=np.frombuffer(joints, dtype=np.float32).reshape(-1, NUM_JOINTS, 3),
+        body_index=np.frombuffer(body_index, dtype=np.int64),
     )
 
 

@@ -15,8 +15,9 @@ Rules (``docs/references.md``, section 1.1):
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 
@@ -75,20 +76,44 @@ class RawSample:
 def body_motion(joints: np.ndarray) -> np.float32:
     """Sum of the per-axis variance of all joint positions, ``joints (..., 3)`` float32.
 
-    Computed on the ``(n * 25, 3)`` array, as the reference does, so the float32 result is bit-identical.
+    Computed on the ``(n * 25, 3)`` array, as the reference does, so the float32 result is bit-identical:
+    by numpy itself, or by the compiled reader's ``body_motion`` where that gives numpy's bits here.
     """
+    compiled = _compiled_body_motion()
+    if compiled is not None:
+        return np.float32(compiled(np.ascontiguousarray(joints, dtype=np.float32)))
     return np.sum(np.var(joints.reshape(-1, 3), axis=0))
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_body_motion() -> Optional[Callable[[np.ndarray], float]]:
+    """The compiled ``body_motion`` if it agrees with this numpy bit for bit on arrays chosen to tell the
+    orders of summation apart, else ``None`` (checked once per process; numpy's float32 reductions are
+    not promised to stay the same across versions)."""
+    from ..formats import ntu
+    compiled = getattr(ntu._compiled, "body_motion", None)
+    if compiled is None:
+        return None
+    rng = np.random.default_rng(20261130)
+    for rows in (1, 2, 25, 26, 150, 1000, 7525):
+        for scale in (0.01, 1.0, 300.0):
+            x = (rng.standard_normal((rows, 3)) * scale * np.array([0.3, 1.7, 4.0]) + rng.uniform(-3, 3, 3))
+            x = x.astype(np.float32)
+            if np.float32(compiled(x)).tobytes() != np.sum(np.var(x, axis=0)).tobytes():
+                return None
+    return compiled
 
 
 def group_bodies(name: str, records: SkeletonRecords) -> RawSample:
     """Group the body records of one parsed file by tracking id."""
-    order: dict = {}
-    for index, body_id in enumerate(records.body_ids):
-        order.setdefault(body_id, []).append(index)
-    bodies = [Body(body_id=body_id,
-                   joints=np.ascontiguousarray(records.joints[indices]),
-                   first_frame=int(records.record_frame[indices[0]]))
-              for body_id, indices in order.items()]
+    ranks = records.tracking_ranks()
+    # ranks count up by first appearance: a record is its body's first where it exceeds every rank before it
+    firsts = np.flatnonzero(np.concatenate([[True], ranks[1:] > np.maximum.accumulate(ranks)[:-1]])) if len(ranks) else []
+    bodies = []
+    for rank, first in enumerate(firsts):
+        members = np.flatnonzero(ranks == rank) if len(firsts) > 1 else np.arange(len(ranks))
+        bodies.append(Body(body_id=records.body_ids[first], joints=records.joints[members],  # a copy, writable
+                           first_frame=int(records.record_frame[first])))
     if len(bodies) > 1:
         for body in bodies:
             body.motion = body_motion(body.joints)
