@@ -1,12 +1,13 @@
 """Time ``skeldata build`` on synthetic NTU files, against the published scripts when given.
 
-    python bench/bench_build.py --n 1000 --jobs 2 [--reference /path/to/CSRE] [--raw DIR]
+    python bench/bench_build.py --n 1000 --jobs 2 [--reference /path/to/CSRE] [--raw DIR] [--rounds 3]
     python bench/bench_build.py --memory 150,1500
 
 Prints files/s, body-frames/s and peak RSS of ``skeldata build`` run as a whole process (the command
 line, as a user runs it), and, with ``--reference``, the same for the three SGN-family scripts run
 side by side on the same files, each as its own process, with the ratio of the totals and a
-bit-for-bit comparison of the npz files. ``--memory`` builds stores of different sizes to show that
+bit-for-bit comparison of the npz files. ``--rounds N`` alternates N builds with N reference runs
+and compares the medians, so that a machine whose speed drifts slows both sides alike. ``--memory`` builds stores of different sizes to show that
 peak memory does not grow with the data set.
 
 Files: ``--raw DIR`` (e.g. made by ``shared/tools/synth_ntu.py --n 1000``), or a set generated with
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -116,26 +118,44 @@ def speed(args) -> None:
         frames = body_frames(files)
         print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
         print(f"input: {len(files)} files, {size / 1e6:.0f} MB, {frames:,} body-frames ({raw})")
-        seconds, rss, tree = build_once(raw, tmp / "store.h5", args.jobs)
-        print(f"skeldata build --jobs {args.jobs}: {seconds:.2f} s, {len(files) / seconds:.0f} files/s, "
-              f"{frames / seconds:,.0f} body-frames/s, peak RSS {rss:.0f} MiB (main process), "
-              f"{tree:.0f} MiB (with workers)")
+        store = tmp / "store.h5"
+        run_dir = None
+        ours: List[float] = []
+        theirs: List[float] = []
+        for round_ in range(1, args.rounds + 1):  # ours and the reference alternate: drift slows both alike
+            store.unlink(missing_ok=True)
+            seconds, rss, tree = build_once(raw, store, args.jobs)
+            ours.append(seconds)
+            print(f"round {round_}: skeldata build --jobs {args.jobs}: {seconds:.2f} s, {len(files) / seconds:.0f} files/s, "
+                  f"{frames / seconds:,.0f} body-frames/s, peak RSS {rss:.0f} MiB (main process), "
+                  f"{tree:.0f} MiB (with workers)")
+            if not args.reference:
+                continue
+            if run_dir is None:
+                from skeldata import open_store
+                with open_store(store) as opened:
+                    names = set(opened.names)
+                run_dir = prepare(args.reference, "ntu60", {n: p for n, p in files.items() if n in names}, tmp / "ref")
+            total = 0.0
+            for script in run(run_dir):
+                total += script.seconds
+                print(f"round {round_}: reference {script.script:<28} {script.seconds:6.2f} s  "
+                      f"peak RSS {script.peak_rss_mib:.0f} MiB")
+            theirs.append(total)
+            print(f"round {round_}: reference total {total:.2f} s; ratio {total / seconds:.1f}x")
+        mine = statistics.median(ours)
+        print(f"skeldata build: median {mine:.2f} s of {len(ours)} ({', '.join(f'{s:.2f}' for s in ours)})")
         if not args.reference:
             return
+        reference_total = statistics.median(theirs)
+        print(f"reference total: median {reference_total:.2f} s of {len(theirs)} "
+              f"({', '.join(f'{s:.2f}' for s in theirs)}), {len(files) / reference_total:.0f} files/s")
+        print(f"ratio of medians: skeldata build is {reference_total / mine:.1f}x faster")
         from skeldata import open_store
         from skeldata.convert.export import export_sgn_npz
-        with open_store(tmp / "store.h5") as store:
-            names = set(store.names)
-        run_dir = prepare(args.reference, "ntu60", {n: p for n, p in files.items() if n in names}, tmp / "ref")
-        total = 0.0
-        for script in run(run_dir):
-            total += script.seconds
-            print(f"reference {script.script:<28} {script.seconds:6.2f} s  peak RSS {script.peak_rss_mib:.0f} MiB")
-        print(f"reference total: {total:.2f} s, {len(names) / total:.0f} files/s")
-        print(f"ratio: skeldata build is {total / seconds:.1f}x faster")
-        with open_store(tmp / "store.h5") as store:
+        with open_store(store) as opened:
             for bench, expected in npz_paths(run_dir, "ntu60").items():
-                export_sgn_npz(store, bench, tmp / f"{bench}.npz")
+                export_sgn_npz(opened, bench, tmp / f"{bench}.npz")
                 problems = compare_npz(expected, tmp / f"{bench}.npz")
                 print(f"output {bench}: {'bit-identical to the reference' if not problems else problems}")
 
@@ -164,6 +184,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300, help="synthetic files to generate (without --raw)")
     parser.add_argument("--raw", type=Path, help="folder of .skeleton files to use instead")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="builds (and reference runs, alternated with them) to take the median of")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reference", type=Path, help="checkout of CSRE / CTR-GCN with data/ntu/*.py")
     parser.add_argument("--memory", help="comma-separated file counts, e.g. 150,1500")
