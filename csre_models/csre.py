@@ -180,19 +180,20 @@ def hardest_negatives(similarities: torch.Tensor, own_slots: torch.Tensor, writt
     return similarities.topk(count, dim=1, sorted=False)
 
 
-def bank_similarities(anchors: torch.Tensor, bank: torch.Tensor, block: int = 2048) -> torch.Tensor:
-    """``anchors @ bank.T`` ``(n, M)``, computed as ``bank @ anchors.T`` one block of bank rows at a time.
+def bank_similarities(anchors: torch.Tensor, bank: torch.Tensor, block: int = 1024) -> torch.Tensor:
+    """``anchors @ bank.T`` ``(n, M)``, computed one block of bank rows at a time on the CPU.
 
-    On CPUs that GEMM layout ran about twice as fast as ``anchors @ bank.T`` for a few dozen anchors, and
-    transposing one block at a time keeps the copy in cache (transposing the whole ``(M, n)`` product
-    costs as much as the product). Every entry is the same dot product either way. Other devices get the
-    plain product.
+    Each block's product is written straight into its columns of the result: the block of the bank stays
+    in cache while the anchors are multiplied with it. For 64 anchors and a 40,091-row bank this ran
+    1.1x as fast as the previous ``bank @ anchors.T`` per block with a transposing copy, and 1.5x as fast
+    as one whole product (one thread, docs/performance.md); every entry is the same dot product either
+    way. Other devices get the plain product.
     """
     if anchors.device.type != "cpu":
         return anchors @ bank.t()
     out = anchors.new_empty(anchors.shape[0], bank.shape[0])
     for start in range(0, bank.shape[0], block):
-        out[:, start:start + block] = torch.mm(bank[start:start + block], anchors.t()).t()
+        torch.mm(anchors, bank[start:start + block].t(), out=out[:, start:start + block])
     return out
 
 
