@@ -198,6 +198,9 @@ def _write_report_and_figure(scores, report: Optional[str], confusion: Optional[
 @click.option("--clips", default=None, type=click.IntRange(min=1),
               help="Temporal clips per sample whose softmax probabilities are averaged (PYSKL's multi-clip "
                    "testing; scores = log of the mean probabilities). Default: the run's test_clips, else 1.")
+@click.option("--precision", default=None, type=click.Choice(["fp32", "bf16", "fp16"]),
+              help="Autocast of the forward pass: fp32, bf16 (CPU or GPU) or fp16 (CUDA). Default: the precision "
+                   "the run trained in (the device's default where it cannot run that), fp32 for official weights.")
 @click.option("--encoder", default=None,
               help="Encoder of an official state dict (a name of csre_models.list_encoders(), e.g. ctrgcn): a "
                    "--checkpoint that is not a csre_models checkpoint is read in its official key layout.")
@@ -214,8 +217,8 @@ def _write_report_and_figure(scores, report: Optional[str], confusion: Optional[
 @reports_errors("csre-eval")
 def evaluate(checkpoint: str, store: str, benchmark: str, part: str, out: str, report: Optional[str],
              confusion: Optional[str], overwrite: bool, device: str, batch_size: int, num_workers: int,
-             progress: bool, clips: Optional[int], encoder: Optional[str], reference_weights: bool,
-             stream: Optional[str], window: Optional[int], spine_relative: Optional[bool],
+             progress: bool, clips: Optional[int], precision: Optional[str], encoder: Optional[str],
+             reference_weights: bool, stream: Optional[str], window: Optional[int], spine_relative: Optional[bool],
              encoder_option: Tuple[str, ...]) -> None:
     """Evaluate a trained encoder and write its scores (names, logits, labels) to an .npz file.
 
@@ -244,6 +247,7 @@ def evaluate(checkpoint: str, store: str, benchmark: str, part: str, out: str, r
       csre-eval --checkpoint ntu60_xsub_joint.pt --encoder ctrgcn --store ntu60.h5 --benchmark xsub \\
                 --out official.npz
       csre-eval --checkpoint work_dirs/<run>/encoder.pt --store ntu60.h5 --clips 10 --out joint-10clips.npz
+      csre-eval --checkpoint work_dirs/<run>/encoder.pt --store ntu60.h5 --precision bf16 --out joint-bf16.npz
     """
     from csre_models.checkpoint import store_fingerprint
     from csre_models.config import ConfigError
@@ -259,7 +263,7 @@ def evaluate(checkpoint: str, store: str, benchmark: str, part: str, out: str, r
     scores, payload = evaluate_checkpoint(checkpoint, store, benchmark, part, device, batch_size, num_workers,
                                           progress, encoder=encoder, reference_weights=reference_weights,
                                           stream=stream, window=window, spine_relative=spine_relative,
-                                          encoder_options=options or None, clips=clips)
+                                          encoder_options=options or None, clips=clips, precision=precision)
     if payload["kind"] == "reference":
         arguments = payload["model_arguments"]
         click.echo(f"{checkpoint}: {payload['weights']} read as {arguments['name']} (official key layout), "

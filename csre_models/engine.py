@@ -181,7 +181,7 @@ def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = 
                         progress: bool = False, *, encoder: Optional[str] = None, reference_weights: bool = False,
                         stream: Optional[str] = None, window: Optional[int] = None,
                         spine_relative: Optional[bool] = None, encoder_options: Optional[Dict[str, Any]] = None,
-                        clips: Optional[int] = None) -> Tuple[Scores, Dict[str, Any]]:
+                        clips: Optional[int] = None, precision: Optional[str] = None) -> Tuple[Scores, Dict[str, Any]]:
     """Scores of the encoder in ``checkpoint`` on ``part`` of ``benchmark`` of ``store``. Returns the scores
     (recording stream, data set and part) and the checkpoint's payload.
 
@@ -197,6 +197,11 @@ def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = 
 
     ``clips`` (default: the checkpoint's ``test_clips``, else 1) averages the softmax of that many
     deterministic temporal clips per sample (:func:`evaluate`).
+
+    ``precision`` (``fp32``, ``bf16``, ``fp16``) is the autocast of the forward pass. By default a
+    csre_models checkpoint is evaluated in the precision it trained in, replaced by the device's default
+    where the device cannot run it, and official weights in float32; a precision given here that the
+    device cannot run is refused (:func:`~csre_models.precision.resolve_precision`).
 
     ``part`` ``val`` is the validation samples the run held out of its training part: drawn again from
     the stored ``val_fraction`` and ``seed`` with :func:`validation_samples`, with test-time transforms, as
@@ -271,9 +276,12 @@ def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = 
                               window=arguments["window"], spine_relative=spine_relative,
                               return_joint=encoder_card(arguments["name"]).takes_joint, crop=crop)
     positions = validation_samples(dataset.num_samples, config.val_fraction, config.seed) if part == "val" else None
-    precision = resolve_precision(precision_name, torch_device, fall_back=True)
+    if precision is not None:
+        chosen = resolve_precision(precision, torch_device)
+    else:
+        chosen = resolve_precision(precision_name, torch_device, fall_back=True)
     scores = evaluate(model.eval().to(torch_device), dataset, positions, torch_device, batch_size, num_workers,
-                      precision, progress=progress, description=part, clips=clips)
+                      chosen, progress=progress, description=part, clips=clips)
     return with_part_metadata(scores, dataset, part), payload
 
 

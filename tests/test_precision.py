@@ -94,6 +94,18 @@ def test_bf16_trains_evaluates_and_resumes_exactly_on_the_cpu(ntu_store, tmp_pat
     result = run_cli(evaluate_command, ["--checkpoint", bf16 / "last.pt", "--store", ntu_store, "--out", out])
     assert result.exit_code == 0, result.output
     assert np.array_equal(load_scores(out).logits, load_scores(bf16 / "scores_test.npz").logits)
+    # --precision overrides the run's: the fp32 run evaluated in bf16 gives close, not equal, logits; fp16 on
+    # the CPU is refused, naming the alternative.
+    as_bf16 = tmp_path / "fp32-as-bf16.npz"
+    result = run_cli(evaluate_command, ["--checkpoint", fp32 / "last.pt", "--store", ntu_store, "--out", as_bf16,
+                                        "--precision", "bf16", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    in_fp32, in_bf16 = load_scores(fp32 / "scores_test.npz").logits, load_scores(as_bf16).logits
+    assert not np.array_equal(in_fp32, in_bf16) and np.allclose(in_fp32, in_bf16, atol=0.1 * np.abs(in_fp32).max())
+    result = run_cli(evaluate_command, ["--checkpoint", fp32 / "last.pt", "--store", ntu_store, "--out",
+                                        tmp_path / "fp16.npz", "--precision", "fp16", "--device", "cpu"])
+    assert result.exit_code != 0 and "--precision fp16 needs CUDA" in result.output
+    assert not (tmp_path / "fp16.npz").exists()
     # Resumed in pieces, bit-identical to the uninterrupted bf16 run.
     pieces = tmp_path / "pieces"
     train(tiny(ntu_store, pieces, max_steps=1, precision="bf16"))
