@@ -1,4 +1,4 @@
-"""Worker processes for parsing files and encoding chunks: joblib's process pool.
+"""Workers for parsing files and encoding chunks: joblib's process pool, or threads.
 
 One pool serves both jobs of a build: the per-file pipeline, whose results must come back in file
 order, and the encoding of finished HDF5 chunks, whose results may come back in any order. With
@@ -10,6 +10,10 @@ forked, which takes about 0.07 s, where joblib's loky executor spawns fresh inte
 import everything again (about 0.8 s for two workers, measured on this project's 2-core machine:
 a third of a 1,000-file build). The pool is created before the output file is opened, so no HDF5
 file is open in the parent when the workers are forked.
+
+With ``threads=True`` the workers are threads of this process instead: for work that releases the
+GIL (the compiled .skeleton reader, the compiled chunk encoder), nothing is pickled between processes
+and the writer receives the arrays themselves. Workers never touch the output file.
 """
 from __future__ import annotations
 
@@ -58,12 +62,17 @@ class _Pending:
 
 
 class WorkerPool:
-    """``jobs`` worker processes, or none for ``jobs == 1``. Use as a context manager."""
+    """``jobs`` worker processes (or threads, with ``threads``), or none for ``jobs == 1``. Use as a context
+    manager."""
 
-    def __init__(self, jobs: int = 1):
+    def __init__(self, jobs: int = 1, threads: bool = False):
         self.jobs = resolve_jobs(jobs)
+        self.threads = threads and self.jobs > 1
         self._pool = None
-        if self.jobs > 1:
+        if self.threads:
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="skeldata-worker")
+        elif self.jobs > 1:
             from joblib.pool import MemmappingPool
             self._pool = MemmappingPool(self.jobs, max_nbytes=None)
 
@@ -76,6 +85,8 @@ class WorkerPool:
         ``done()`` and ``result()``."""
         if self._pool is None:
             return _Done(fn(*args))
+        if self.threads:
+            return self._pool.submit(fn, *args)  # a Future: done() and result()
         return _Pending(self._pool.apply_async(fn, args))
 
     def ordered(self, fn: Callable[..., Result], items: Sequence[Item], *args, batch: int = 4) -> Iterator[Result]:
@@ -102,9 +113,12 @@ class WorkerPool:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._pool is None:
             return
-        if exc_type is None:
+        if self.threads:
+            self._pool.shutdown(wait=True, cancel_futures=exc_type is not None)
+        elif exc_type is None:
             self._pool.close()
+            self._pool.join()
         else:
             self._pool.terminate()
-        self._pool.join()
+            self._pool.join()
         self._pool = None

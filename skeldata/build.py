@@ -22,6 +22,7 @@ from .datasets import DatasetSpec, get_dataset
 from .errors import SampleDropped, SkeldataError
 from .formats._archives import archive_entries, close_archives
 from .formats._files import RawSource
+from .formats.ntu import has_compiled_reader
 from .pipeline import denoise as denoise_stage
 from .pipeline import stgcn as stgcn_stage
 from .pipeline.denoise import denoise
@@ -154,7 +155,11 @@ def build(raw_dirs: Sequence[PathLike], out: PathLike, dataset: str, jobs: int =
         attrs["pipeline"] = PIPELINE_DESCRIPTIONS["stgcn" if pipeline == "stgcn" else "ntu"]
         if pipeline == "stgcn":
             attrs["single_body_fill"] = "zero"   # the ST-GCN-lineage files never copy a body into slot 2
-    pool = WorkerPool(jobs)  # before the output file is opened: workers may be forked
+    # The SGN pipeline's files are parsed in threads where the compiled reader is built: it parses without the
+    # GIL, and the results and the chunks to encode then reach the writer without being pickled between
+    # processes (docs/performance.md, "skeldata build"). Other pipelines spend their time in Python: processes.
+    threads = spec.family == "ntu" and pipeline == "sgn" and has_compiled_reader()
+    pool = WorkerPool(jobs, threads=threads)  # before the output file is opened: workers may be forked
     try:
         with pool, StoreWriter(out, spec, kind="store", streams=streams,
                                columns=sample_columns(spec, pipeline=pipeline),

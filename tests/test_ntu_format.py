@@ -206,3 +206,25 @@ def test_a_file_with_more_tracking_ids_than_the_compiled_reader_tracks_is_parsed
     assert ntu._parse_compiled(text.encode()) is None
     records = parse_skeleton(text.encode())
     assert records.tracking_ranks().tolist() == list(range(70)) and len(records.joints) == 70
+
+
+@needs_compiled
+def test_compiled_reader_gives_the_same_records_from_threads():
+    """The C reader parses without the GIL (a build parses files in threads); a file with an exponent in x,
+    y or z needs CPython's conversion and is parsed again holding it: same values either way."""
+    from concurrent.futures import ThreadPoolExecutor
+    plain = [path.read_bytes() for path in FIXTURE_FILES]
+    lines = plain[0].split(b"\n")
+    joint_line = next(i for i, line in enumerate(lines) if len(line.split()) == 12)
+    tokens = lines[joint_line].split()
+    tokens[0] = b"%.6E" % float(tokens[0])
+    lines[joint_line] = b" ".join(tokens)
+    with_exponent = b"\n".join(lines)
+    datas = plain + [with_exponent] * 3
+    expected = [_parse_strict(data, "file") for data in datas]
+    with ThreadPoolExecutor(4) as threads:
+        for _ in range(3):
+            for parsed, strict in zip(threads.map(ntu._parse_compiled, datas), expected):
+                assert parsed.joints.tobytes() == strict.joints.tobytes()
+                assert parsed.body_ids == strict.body_ids
+                assert np.array_equal(parsed.tracking_ranks(), strict.tracking_ranks())

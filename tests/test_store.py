@@ -194,6 +194,32 @@ def test_streams_not_stored_are_derived_on_read(tmp_path, store_path):
                 assert lean.sequence(i, stream).tobytes() == full.sequence(i, stream).tobytes()
 
 
+def test_threaded_and_process_builds_write_the_same_store(tmp_path, store_path, monkeypatch):
+    """With the compiled reader an SGN build parses in threads; without it, in processes. Same store either way."""
+    from skeldata import build as build_module
+    from skeldata._parallel import WorkerPool
+    kinds = []
+
+    class RecordingPool(WorkerPool):
+        def __init__(self, jobs=1, threads=False):
+            super().__init__(jobs, threads)
+            kinds.append(self.threads)
+
+    monkeypatch.setattr(build_module, "WorkerPool", RecordingPool)
+    build([FIXTURES / "ntu60"], tmp_path / "threads.h5", "ntu60", jobs=2, streams=ALL_STREAMS)
+    monkeypatch.setattr(build_module, "has_compiled_reader", lambda: False)
+    build([FIXTURES / "ntu60"], tmp_path / "processes.h5", "ntu60", jobs=2, streams=ALL_STREAMS)
+    from skeldata.formats.ntu import has_compiled_reader
+    assert kinds == [has_compiled_reader(), False]
+    with h5py.File(tmp_path / "threads.h5") as threaded, h5py.File(tmp_path / "processes.h5") as forked, \
+            h5py.File(store_path) as serial:
+        for name in ("joint", "bone", "motion"):
+            for other in (forked, serial):
+                assert np.array_equal(threaded["streams"][name][()], other["streams"][name][()])
+                assert threaded["streams"][name].attrs["crc32"] == other["streams"][name].attrs["crc32"]
+        assert np.array_equal(threaded["samples"]["name"][()], serial["samples"]["name"][()])
+
+
 def test_parallel_chunk_compression_writes_what_hdf5_would(tmp_path, store_path):
     build([FIXTURES / "ntu60"], tmp_path / "parallel.h5", "ntu60", jobs=2, streams=ALL_STREAMS)
     with h5py.File(tmp_path / "parallel.h5") as parallel, h5py.File(store_path) as serial:

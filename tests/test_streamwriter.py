@@ -22,12 +22,13 @@ def test_crc32_combine_equals_the_crc_of_the_concatenation(a, b):
     assert crc32_combine(zlib.crc32(left), zlib.crc32(right), b) == zlib.crc32(left + right)
 
 
-@pytest.mark.parametrize("jobs, compression", [(1, "lzf"), (2, "lzf"), (1, "none"), (2, "gzip")])
-def test_stream_rows_equal_per_sample_streams_across_chunk_boundaries(tmp_path, jobs, compression):
+@pytest.mark.parametrize("jobs, threads, compression", [(1, False, "lzf"), (2, False, "lzf"), (2, True, "lzf"),
+                                                        (1, False, "none"), (2, False, "gzip"), (2, True, "gzip")])
+def test_stream_rows_equal_per_sample_streams_across_chunk_boundaries(tmp_path, jobs, threads, compression):
     rng = np.random.default_rng(jobs)
     lengths = [1, 7, 6, 1, 13, 2, 7, 20, 1, 3]  # samples ending exactly on, before and after chunk ends
     samples = [rng.standard_normal((n, 2, 25, 3)).astype(np.float32) for n in lengths]
-    with h5py.File(tmp_path / "s.h5", "w") as h5, WorkerPool(jobs) as pool:
+    with h5py.File(tmp_path / "s.h5", "w") as h5, WorkerPool(jobs, threads=threads) as pool:
         writer = StreamWriter(h5.create_group("streams"), ("joint", "bone", "motion"), (2, 25, 3), "ntu25",
                               chunk_rows=7, compression=compression, pool=pool)
         for joints in samples:
@@ -135,3 +136,13 @@ def test_compiled_lzf_decodes_to_any_input():
             assert h5["x"][()].tobytes() == raw
 
     round_trip()
+
+
+def test_thread_workers_keep_the_input_order_and_raise_the_workers_errors():
+    with WorkerPool(2, threads=True) as pool:
+        assert pool.parallel and pool.threads
+        assert list(pool.ordered(lambda item, k: item * k, list(range(50)), 3, batch=3)) == [3 * i for i in range(50)]
+        future = pool.submit(int, "not a number")
+        with pytest.raises(ValueError, match="invalid literal"):
+            future.result()
+    assert not WorkerPool(1, threads=True).threads  # one job: no pool at all

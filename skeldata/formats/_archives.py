@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -107,6 +108,9 @@ def _unreadable_archive(exc: zipfile.BadZipFile) -> str:
 
 #: The archives this process has open, least recently used first.
 _open_archives: "OrderedDict[str, zipfile.ZipFile]" = OrderedDict()
+#: Held while the cache changes or a member is read: a build may read members in threads, and the cache
+#: closes the least recently used archive when it is full.
+_archives_lock = threading.RLock()
 
 
 def _forget_archives() -> None:
@@ -133,12 +137,18 @@ def _archive(path: str) -> zipfile.ZipFile:
 
 def close_archives() -> None:
     """Close the archives this process has open (the next read opens them again)."""
-    while _open_archives:
-        _open_archives.popitem()[1].close()
+    with _archives_lock:
+        while _open_archives:
+            _open_archives.popitem()[1].close()
 
 
 def read_member(source: ArchiveMember) -> bytes:
     """The bytes of one member, or :class:`MalformedFileError` saying in plain words why it cannot be read."""
+    with _archives_lock:
+        return _read_member(source)
+
+
+def _read_member(source: ArchiveMember) -> bytes:
     where = str(source)
     if source.member.endswith("/"):
         raise MalformedFileError(where, "is a folder, not a file")

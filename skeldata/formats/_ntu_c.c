@@ -55,7 +55,7 @@ static int buffer_append(Buffer *b, const void *item, Py_ssize_t n) {
     if (b->size + n > b->capacity) {
         Py_ssize_t capacity = b->capacity ? b->capacity : 4096;
         while (capacity < b->size + n) capacity *= 2;
-        char *grown = PyMem_Realloc(b->data, capacity);
+        char *grown = PyMem_RawRealloc(b->data, capacity); /* the raw allocator: callable without the GIL */
         if (!grown) return -1;
         b->data = grown;
         b->capacity = capacity;
@@ -121,8 +121,10 @@ static int count_line(Cursor *c, long *value) {
     return end_line(c);
 }
 
-/* The correctly rounded double of a numeric token; 0 if it is not a finite number. */
-static int token_to_double(const char *start, const char *stop, double *out) {
+/* The correctly rounded double of a numeric token: 1, or 0 if it is not a finite number, or NEEDS_GIL if
+ * the token needs CPython's conversion and the GIL is not held (the caller parses again holding it). */
+#define NEEDS_GIL (-2)
+static int token_to_double(const char *start, const char *stop, double *out, int gil_held) {
     const char *q = start;
     int negative = 0;
     if (*q == '-' || *q == '+') { negative = (*q == '-'); q++; }
@@ -148,6 +150,7 @@ static int token_to_double(const char *start, const char *stop, double *out) {
     char copy[MAX_TOKEN + 1];
     Py_ssize_t n = stop - start;
     if (n > MAX_TOKEN) return 0;
+    if (!gil_held) return NEEDS_GIL;
     memcpy(copy, start, n);
     copy[n] = '\0';
     char *end = NULL;
@@ -162,15 +165,14 @@ static int token_to_double(const char *start, const char *stop, double *out) {
 
 typedef struct {
     Buffer dropped, record_frame, joints, body_index;
-    PyObject *ids;
+    int gil_held;                            /* whether CPython may be called while parsing */
     int distinct;                            /* tracking ids seen so far */
-    const char *id_text[MAX_DISTINCT_IDS];   /* each one's text in the data, and its str */
+    const char *id_text[MAX_DISTINCT_IDS];   /* each one's text in the data */
     Py_ssize_t id_length[MAX_DISTINCT_IDS];
-    PyObject *id_object[MAX_DISTINCT_IDS];   /* borrowed from ids */
 } Result;
 
-/* The rank of a tracking id by first appearance, appending its str to r->ids. 0 on success, 1 if the
- * file has too many distinct ids (not an error: the caller falls back), -1 on a Python error. */
+/* The rank of a tracking id by first appearance: 0, or 1 if the file has too many distinct ids (not an
+ * error: the caller falls back). No Python object is made here: this runs without the GIL. */
 static int record_id(Result *r, const char *start, const char *stop, int64_t *rank) {
     Py_ssize_t n = stop - start;
     int k;
@@ -178,20 +180,12 @@ static int record_id(Result *r, const char *start, const char *stop, int64_t *ra
         if (r->id_length[k] == n && memcmp(r->id_text[k], start, n) == 0) break;
     if (k == r->distinct) {
         if (k == MAX_DISTINCT_IDS) return 1;
-        PyObject *id = PyUnicode_DecodeASCII(start, n, NULL);
-        if (!id) { PyErr_Clear(); return 1; }
-        int appended = PyList_Append(r->ids, id);
-        Py_DECREF(id);
-        if (appended < 0) return -1;
         r->id_text[k] = start;
         r->id_length[k] = n;
-        r->id_object[k] = id; /* the list holds a reference */
         r->distinct++;
-        *rank = k;
-        return 0;
     }
     *rank = k;
-    return PyList_Append(r->ids, r->id_object[k]) < 0 ? -1 : 0;
+    return 0;
 }
 
 /* The rest of a joint line after x, y, z: exactly JOINT_TOKENS - 3 numeric tokens, then the end of
@@ -220,8 +214,8 @@ static int rest_of_joint_line(Cursor *c) {
 }
 
 /* The next token of the line as a number: plain decimals of up to 15 digits inline, anything else
- * through token_to_double. 0 if there is no token or it is not a finite number. */
-static int number_token(Cursor *c, double *out) {
+ * through token_to_double. 1, or 0 if there is no token or it is not a finite number, or NEEDS_GIL. */
+static int number_token(Cursor *c, double *out, int gil_held) {
     const unsigned char *p = (const unsigned char *)c->p, *end = (const unsigned char *)c->end;
     while (p < end && CLASS[*p] == BLANK) p++;
     const unsigned char *start = p;
@@ -244,10 +238,11 @@ static int number_token(Cursor *c, double *out) {
     if (p < end && CLASS[*p] == NUMBER) {  /* an exponent or something odd: the general path */
         while (p < end && CLASS[*p] == NUMBER) p++;
         c->p = (const char *)p;
-        return token_to_double((const char *)start, (const char *)p, out);
+        return token_to_double((const char *)start, (const char *)p, out, gil_held);
     }
     c->p = (const char *)p;
-    if (digits < 1 || digits > 15) return p > start && token_to_double((const char *)start, (const char *)p, out);
+    if (digits < 1 || digits > 15)
+        return p > start ? token_to_double((const char *)start, (const char *)p, out, gil_held) : 0;
     double value = (double)mantissa / POW10[fraction];
     *out = negative ? -value : value;
     return 1;
@@ -258,8 +253,7 @@ static int body(Cursor *c, Result *r, int64_t frame) {
     /* body line: id + 9 numbers */
     if (!next_token(c, &start, &stop)) return 0;
     int64_t rank;
-    int status = record_id(r, start, stop, &rank);
-    if (status != 0) return status < 0 ? -1 : 0;
+    if (record_id(r, start, stop, &rank) != 0) return 0;
     if (buffer_append(&r->body_index, &rank, sizeof rank) < 0) return -1;
     for (int t = 1; t < BODY_TOKENS; t++)
         if (!next_token(c, &start, &stop) || !numeric_token(start, stop)) return 0;
@@ -271,7 +265,8 @@ static int body(Cursor *c, Result *r, int64_t frame) {
     for (int j = 0; j < NUM_JOINTS; j++) {
         for (int t = 0; t < 3; t++) {
             double value;
-            if (!number_token(c, &value)) return 0;
+            int status = number_token(c, &value, r->gil_held);
+            if (status != 1) return status;
             xyz[j][t] = (float)value;
         }
         if (!rest_of_joint_line(c)) return 0;
@@ -279,7 +274,7 @@ static int body(Cursor *c, Result *r, int64_t frame) {
     return buffer_append(&r->joints, xyz, sizeof xyz) < 0 ? -1 : 1;
 }
 
-/* 1: parsed; 0: not well formed; -1: out of memory (exception set). */
+/* 1: parsed; 0: not well formed; -1: out of memory (no exception set yet); NEEDS_GIL: parse again holding it. */
 static int parse_all(Cursor *c, Result *r, long *raw_frames) {
     if (!count_line(c, raw_frames)) return 0;
     int64_t valid = -1;
@@ -306,38 +301,80 @@ static PyObject *as_bytes(Buffer *b) {
     return PyBytes_FromStringAndSize(b->size ? b->data : "", b->size);
 }
 
+static void release_buffers(Result *r) {
+    PyMem_RawFree(r->dropped.data);
+    PyMem_RawFree(r->record_frame.data);
+    PyMem_RawFree(r->joints.data);
+    PyMem_RawFree(r->body_index.data);
+    memset(r, 0, sizeof *r);
+}
+
+/* The tracking id of every record, as a list of str (one object per distinct id); NULL with no
+ * exception set if an id is not ASCII text (the caller falls back to the Python parser). */
+static PyObject *record_ids(const Result *r) {
+    PyObject *distinct[MAX_DISTINCT_IDS] = {NULL};
+    Py_ssize_t records = r->body_index.size / (Py_ssize_t)sizeof(int64_t);
+    const int64_t *ranks = (const int64_t *)r->body_index.data;
+    PyObject *ids = NULL;
+    for (int k = 0; k < r->distinct; k++) {
+        distinct[k] = PyUnicode_DecodeASCII(r->id_text[k], r->id_length[k], NULL);
+        if (!distinct[k]) { PyErr_Clear(); goto done; }
+    }
+    ids = PyList_New(records);
+    if (!ids) goto done;
+    for (Py_ssize_t i = 0; i < records; i++) {
+        Py_INCREF(distinct[ranks[i]]);
+        PyList_SET_ITEM(ids, i, distinct[ranks[i]]);
+    }
+done:
+    for (int k = 0; k < r->distinct; k++) Py_XDECREF(distinct[k]);
+    return ids;
+}
+
 static PyObject *parse(PyObject *self, PyObject *arg) {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
-    Cursor c = {(const char *)view.buf, (const char *)view.buf + view.len};
-    Result r = {{0}, {0}, {0}, {0}, PyList_New(0), 0, {0}, {0}, {0}};
+    Result r;
+    memset(&r, 0, sizeof r);
     PyObject *out = NULL;
     long raw_frames = 0;
-    if (!r.ids) goto done;
-    int status = parse_all(&c, &r, &raw_frames);
+    int status;
+    /* The data is only read and everything written is C memory: other threads run meanwhile (a build
+     * parses files in threads). A token that needs CPython's float conversion (exponents, long tokens)
+     * stops this pass; the file is then parsed again holding the GIL. */
+    Py_BEGIN_ALLOW_THREADS
+    Cursor c = {(const char *)view.buf, (const char *)view.buf + view.len};
+    status = parse_all(&c, &r, &raw_frames);
+    Py_END_ALLOW_THREADS
+    if (status == NEEDS_GIL) {
+        release_buffers(&r);
+        r.gil_held = 1;
+        Cursor again = {(const char *)view.buf, (const char *)view.buf + view.len};
+        status = parse_all(&again, &r, &raw_frames);
+    }
     if (status < 0) {
-        if (!PyErr_Occurred()) PyErr_NoMemory();
+        PyErr_NoMemory();
         goto done;
     }
-    if (status == 0) {
-        out = Py_None;
-        Py_INCREF(out);
+    PyObject *ids = status == 1 ? record_ids(&r) : NULL;
+    if (!ids) {
+        if (!PyErr_Occurred()) {  /* not well formed, or not plain text: the Python parser's job */
+            out = Py_None;
+            Py_INCREF(out);
+        }
         goto done;
     }
     PyObject *dropped = as_bytes(&r.dropped), *frames = as_bytes(&r.record_frame), *joints = as_bytes(&r.joints);
     PyObject *ranks = as_bytes(&r.body_index);
     if (dropped && frames && joints && ranks)
-        out = Py_BuildValue("(lOOOOO)", raw_frames, dropped, r.ids, frames, joints, ranks);
+        out = Py_BuildValue("(lOOOOO)", raw_frames, dropped, ids, frames, joints, ranks);
+    Py_DECREF(ids);
     Py_XDECREF(dropped);
     Py_XDECREF(frames);
     Py_XDECREF(joints);
     Py_XDECREF(ranks);
 done:
-    Py_XDECREF(r.ids);
-    PyMem_Free(r.dropped.data);
-    PyMem_Free(r.record_frame.data);
-    PyMem_Free(r.joints.data);
-    PyMem_Free(r.body_index.data);
+    release_buffers(&r);
     PyBuffer_Release(&view);
     return out;
 }

@@ -148,6 +148,12 @@ def _load_compiled_reader():
 _compiled = _load_compiled_reader()
 
 
+def has_compiled_reader() -> bool:
+    """Whether files are parsed by the compiled reader (built at install time, not disabled by
+    ``SKELDATA_NO_C_READER``), which parses without holding the GIL."""
+    return _compiled is not None
+
+
 def _parse_compiled(data: bytes) -> Optional[SkeletonRecords]:
     """The compiled reader; ``None`` when the file needs the strict parser."""
     parsed = _compiled.parse(data)
