@@ -34,7 +34,8 @@ _raw_option = click.option("--raw", "raw_dirs", required=True, multiple=True, ty
                                 "downloaded (read in place, not unpacked); repeat for several, folders and "
                                 "zips mixed (NTU120 ships as two).")
 _jobs_option = click.option("--jobs", "-j", default=1, show_default=True, type=int,
-                            help="Processes that parse files in parallel (-1: one per CPU).")
+                            help="Workers that parse files in parallel (-1: one per CPU): threads for the SGN "
+                                 "pipeline with the compiled reader, processes otherwise.")
 _quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def _parse_streams(ctx, param, value: str):
     streams = tuple(s.strip() for s in value.split(",") if s.strip())
