@@ -276,10 +276,9 @@ def evaluate_checkpoint(checkpoint: str, store: str, benchmark: Optional[str] = 
                               window=arguments["window"], spine_relative=spine_relative,
                               return_joint=encoder_card(arguments["name"]).takes_joint, crop=crop)
     positions = validation_samples(dataset.num_samples, config.val_fraction, config.seed) if part == "val" else None
-    if precision is not None:
-        chosen = resolve_precision(precision, torch_device)
-    else:
-        chosen = resolve_precision(precision_name, torch_device, fall_back=True)
+    # A precision asked for must run on this device; the run's own falls back to the device's default.
+    chosen = (resolve_precision(precision, torch_device) if precision is not None
+              else resolve_precision(precision_name, torch_device, fall_back=True))
     scores = evaluate(model.eval().to(torch_device), dataset, positions, torch_device, batch_size, num_workers,
                       chosen, progress=progress, description=part, clips=clips)
     return with_part_metadata(scores, dataset, part), payload

@@ -1,12 +1,13 @@
 /*
  * A fast encoder of HDF5's "shuffle + LZF" chunk format, for skeldata.streamwriter.
  *
- * shuffle_lzf(data: bytes-like, itemsize: int) -> bytes or None
+ * shuffle_lzf(data: bytes-like, itemsize: int) -> (bytes, compressed: bool)
  *
  *   Byte-shuffles `data` as HDF5's shuffle filter does (byte k of every item, for k = 0 .. itemsize-1,
  *   one plane after another) and compresses the result as an LZF stream, which h5py's LZF filter (and
- *   any liblzf decoder) decodes back to the shuffled bytes. None when the stream would not be smaller
- *   than the data: HDF5 then stores the chunk shuffled but uncompressed (the LZF filter is optional).
+ *   any liblzf decoder) decodes back to the shuffled bytes. When the stream would not be smaller than
+ *   the data, the shuffled bytes themselves and False: HDF5 then stores the chunk shuffled but
+ *   uncompressed (the LZF filter is optional).
  *
  * Only the encoder is ours; the format is LZF's (liblzf 3.x, as h5py bundles it):
  *
@@ -137,12 +138,10 @@ static PyObject *shuffle_lzf(PyObject *self, PyObject *args) {
     shuffle((const uint8_t *)view.buf, n, (size_t)itemsize, shuffled);
     length = n > 1 ? lzf_encode(shuffled, n, out, n - 1, table) : 0; /* must be smaller than the data */
     Py_END_ALLOW_THREADS
-    if (length) {
-        result = PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)length);
-    } else {
-        result = Py_None;
-        Py_INCREF(result);
-    }
+    if (length)
+        result = Py_BuildValue("(y#O)", (const char *)out, (Py_ssize_t)length, Py_True);
+    else
+        result = Py_BuildValue("(y#O)", (const char *)shuffled, (Py_ssize_t)n, Py_False);
 done:
     PyMem_RawFree(shuffled);
     PyMem_RawFree(out);
@@ -153,7 +152,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"shuffle_lzf", shuffle_lzf, METH_VARARGS,
-     "shuffle_lzf(data, itemsize) -> bytes or None: HDF5 shuffle, then an LZF stream (None if not smaller)"},
+     "shuffle_lzf(data, itemsize) -> (bytes, compressed): HDF5 shuffle, then an LZF stream if it is smaller"},
     {NULL, NULL, 0, NULL},
 };
 

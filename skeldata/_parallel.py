@@ -115,10 +115,7 @@ class WorkerPool:
             return
         if self.threads:
             self._pool.shutdown(wait=True, cancel_futures=exc_type is not None)
-        elif exc_type is None:
-            self._pool.close()
-            self._pool.join()
         else:
-            self._pool.terminate()
+            self._pool.close() if exc_type is None else self._pool.terminate()
             self._pool.join()
         self._pool = None

@@ -75,10 +75,8 @@ def _compress(chunk: np.ndarray, compression: str) -> Tuple[bytes, int]:
     if not COMPRESSION[compression]:
         return chunk.tobytes(), 0
     if compression == "lzf" and _lzf_c is not None:
-        data = _lzf_c.shuffle_lzf(np.ascontiguousarray(chunk), chunk.dtype.itemsize)
-        if data is None:  # not smaller: HDF5 would store the shuffled bytes and mark LZF as skipped
-            return np.ascontiguousarray(chunk.reshape(-1).view(np.uint8).reshape(-1, chunk.dtype.itemsize).T).tobytes(), LZF_SKIPPED
-        return data, 0
+        data, compressed = _lzf_c.shuffle_lzf(np.ascontiguousarray(chunk), chunk.dtype.itemsize)
+        return data, 0 if compressed else LZF_SKIPPED  # not smaller: stored shuffled, LZF marked skipped, as HDF5 does
     with _SCRATCH_LOCK:  # one scratch dataset per shape, shared by the threads of a threaded build
         scratch = _scratch_dataset(chunk.shape, chunk.dtype.str, compression)
         scratch[...] = chunk
@@ -165,7 +163,7 @@ class StreamWriter:
                 self._extent = max(end, 2 * self._extent, 64 * self.chunk_rows)
                 for dataset in self.datasets.values():
                     dataset.resize(self._extent, axis=0)
-            self._rows_written = max(self._rows_written, end)
+            self._rows_written = end  # chunks are stored in order
             for name, dataset in self.datasets.items():
                 data, mask, crc = encoded[name]
                 dataset.id.write_direct_chunk(offset, data, filter_mask=mask)

@@ -107,8 +107,7 @@ def _compiled_body_motion() -> Optional[Callable[[np.ndarray], float]]:
 def group_bodies(name: str, records: SkeletonRecords) -> RawSample:
     """Group the body records of one parsed file by tracking id."""
     ranks = records.tracking_ranks()
-    # ranks count up by first appearance: a record is its body's first where it exceeds every rank before it
-    firsts = np.flatnonzero(np.concatenate([[True], ranks[1:] > np.maximum.accumulate(ranks)[:-1]])) if len(ranks) else []
+    _, firsts = np.unique(ranks, return_index=True)  # the first record of each body, ranks 0, 1, ... in order
     bodies = []
     for rank, first in enumerate(firsts):
         members = np.flatnonzero(ranks == rank) if len(firsts) > 1 else np.arange(len(ranks))
