@@ -30,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .distributed import all_gather_rows, rank, world_size
+from .row_selection import first_distinct_per_row, largest_per_row
 
 __all__ = [
     "STFD",
@@ -177,7 +178,7 @@ def hardest_negatives(similarities: torch.Tensor, own_slots: torch.Tensor, writt
     similarities.scatter_(1, own_slots, float("-inf"))
     if written is not None:
         similarities.masked_fill_(~written, float("-inf"))
-    return similarities.topk(count, dim=1, sorted=False)
+    return largest_per_row(similarities, count)
 
 
 def bank_similarities(anchors: torch.Tensor, bank: torch.Tensor, block: int = 1024) -> torch.Tensor:
@@ -206,7 +207,7 @@ def select_random_negatives(negative_mask: torch.Tensor, count: int,
     negatives. Memory is one float tensor of the mask's shape ``(n, M)``.
     """
     keys = torch.rand(negative_mask.shape, generator=generator, device=negative_mask.device)
-    return keys.masked_fill_(~negative_mask, -1.0).topk(count, dim=1, sorted=False).indices
+    return largest_per_row(keys.masked_fill_(~negative_mask, -1.0), count)[1]
 
 
 def sample_distinct(population: torch.Tensor, count: int,
@@ -216,7 +217,7 @@ def sample_distinct(population: torch.Tensor, count: int,
 
     Draws ``2 * count`` integers with replacement and keeps the first ``count`` distinct ones in draw order.
     Relabelling the values does not change the law of the draws, so the kept set is a uniformly random
-    ``count``-subset. Returns the values ``(n, count)`` (in no particular order) and ``complete`` ``(n,)``:
+    ``count``-subset. Returns the values ``(n, count)`` (in draw order) and ``complete`` ``(n,)``:
     ``False`` where the draws held fewer than ``count`` distinct values (likely only when the population is
     below about ``1.5 * count``); those rows hold in-range values that must be drawn again another way.
     """
@@ -225,12 +226,7 @@ def sample_distinct(population: torch.Tensor, count: int,
                          device=population.device)
     # floor(u * N) is uniform on range(N); the clamp guards the round-up of u * N to N when u is near 1.
     values = torch.minimum((uniform * population[:, None]).long(), population[:, None] - 1)
-    sorted_values, draw_index = values.sort(dim=1, stable=True)
-    first_occurrence = torch.ones_like(sorted_values, dtype=torch.bool)
-    first_occurrence[:, 1:] = sorted_values[:, 1:] != sorted_values[:, :-1]
-    draw_index = draw_index.masked_fill(~first_occurrence, draws)       # repeats sort after every first
-    earliest = draw_index.topk(count, dim=1, largest=False, sorted=False).indices
-    return sorted_values.gather(1, earliest), first_occurrence.sum(dim=1) >= count
+    return first_distinct_per_row(values, count)
 
 
 class _SelectedSimilarities(torch.autograd.Function):
