@@ -73,3 +73,18 @@ def test_rows_samples_flops_and_arithmetic(bench_throughput, tmp_path, capsys):
         assert f"{row['samples_per_s']:.1f}" in line.split() and f"{row['flops'] / 1e9:.2f}" in line.split()
     assert rows[1]["csre_overhead_pct"] == pytest.approx(100 * (rows[1]["step_s"] / rows[0]["step_s"] - 1))
     assert printed.startswith("machine: ") and "1 torch threads" in printed.splitlines()[0]
+
+
+def test_our_two_variants_are_one_model_with_and_without_its_head(bench_throughput):
+    """Ours and ours + CSRE train the same weights, so the CSRE figure is the head's cost alone."""
+    args = bench_throughput.parse_args(["--encoders", "hcn", "--batch", "2", "--window", "16"])
+    config = bench_throughput.recipe("hcn", args)
+    bank_labels = torch.randperm(BANK_SIZE) % 60
+    ours, with_csre = bench_throughput.our_variants(config, bank_labels, args, torch.device("cpu"))
+    assert (ours.label, ours.csre, with_csre.label, with_csre.csre) == ("ours", False, "ours+csre", True)
+    assert ours.model is with_csre.model.encoder and ours.optimizer is with_csre.optimizer
+    before = [p.detach().clone() for p in ours.model.parameters()]
+    generator = torch.Generator().manual_seed(0)
+    bench_throughput.run_step(ours, bench_throughput.make_batch(config, bank_labels, generator, torch.device("cpu")),
+                              config, torch.device("cpu"))
+    assert any(not torch.equal(p, q) for p, q in zip(before, with_csre.model.encoder.parameters()))
