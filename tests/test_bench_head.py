@@ -1,4 +1,4 @@
-"""bench/bench_head.py, run in-process at a tiny size: it times both paths and restores the compiled one."""
+"""bench/bench_head.py and bench/bench_noise.py, run in-process at tiny sizes."""
 import sys
 from pathlib import Path
 
@@ -37,3 +37,12 @@ def test_bench_head_times_the_phases_of_a_recipe_step(monkeypatch, capsys):
     plain_head, csre_head = (float(x) for x in rows["CSRE head forward"].split()[-3:-1])
     assert plain_head < csre_head                      # the plain encoder has no head to run
     assert "the head in the step" in out and "% of the encoder's step" in out
+
+
+def test_bench_noise_compares_two_identical_models(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import bench_noise
+    bench_noise.main(["--encoder", "hcn", "--batch", "2", "--window", "16", "--steps", "2", "--warmup", "0"])
+    out = capsys.readouterr().out
+    assert out.startswith("hcn (batch 2, window 16), 1 thread(s), 2 alternated steps, process CPU: twin A ")
+    assert "(medians); B slower in " in out
