@@ -73,10 +73,9 @@ static int top_k_row(const float *row, Py_ssize_t n, Py_ssize_t k, float *out_va
     if (nan) return 0; /* kth_largest needs an order */
     for (;;) {
         int last_resort = rank >= sample;
-        float threshold = last_resort ? 0.0f : kth_largest(scratch, sample, rank - 1);
+        float threshold = last_resort ? -INFINITY : kth_largest(scratch, sample, rank - 1);
         count = 0;
-        if (last_resort) threshold = -INFINITY;
-        for (Py_ssize_t j = 0; j < n; j++) { /* branch-free: every entry is written, the count moves on the kept */
+        for (Py_ssize_t j = 0; j < n; j++) { /* branch-free: every entry is stored, the count passes the kept ones */
             float v = row[j];
             nan |= v != v;
             candidate_values[count] = v;

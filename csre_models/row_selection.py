@@ -5,7 +5,7 @@ exists); elsewhere (CUDA, no compiler) torch's kernels give the same selections:
 
 - :func:`largest_per_row` for the hard negatives (512 of 40,091 similarities per anchor). torch.topk on
   the CPU heap-sorts every row; the compiled kernel thresholds each row from a sample and selects among
-  the ~2k entries above it: 12 against 25 ms for 64 rows (docs/performance.md).
+  the ~2k entries above it: 9 against 25 ms for 64 rows (docs/performance.md).
 - :func:`first_distinct_per_row` for the random negatives' draws, without the sort of every row that
   the torch version needs.
 
