@@ -116,13 +116,9 @@ def in_step(args: argparse.Namespace) -> None:
     """The head inside the encoder's recipe step: phases of both variants, alternated step by step."""
     import bench_throughput as throughput  # the same model, recipe and batches as the throughput bench
 
-    overrides = [f"--{name}={value}" for name, value in (("batch", args.batch), ("window", args.window)) if value]
-    options = throughput.parse_args(["--encoders", args.encoder, "--threads", str(args.threads),
-                                     "--bank-size", str(args.bank_size), *overrides])
-    config = throughput.recipe(args.encoder, options)
+    options, config, bank_labels, generator = throughput.recipe_setup(args.encoder, args.threads, args.batch,
+                                                                       args.window, args.bank_size)
     cpu = torch.device("cpu")
-    generator = torch.Generator().manual_seed(0)
-    bank_labels = torch.randperm(options.bank_size, generator=generator) % throughput.NTU60["num_class"]
     ours, with_csre = throughput.our_variants(config, bank_labels, options, cpu)
     timings = {"ours": [], "ours+csre": []}
     for step in range(args.warmup + args.steps):

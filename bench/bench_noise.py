@@ -27,13 +27,10 @@ def main(argv=None) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    overrides = [f"--{name}={value}" for name, value in (("batch", args.batch), ("window", args.window)) if value]
-    options = throughput.parse_args(["--encoders", args.encoder, "--threads", str(args.threads), *overrides])
     torch.set_num_threads(args.threads)
-    config = throughput.recipe(args.encoder, options)
+    options, config, bank_labels, generator = throughput.recipe_setup(args.encoder, args.threads, args.batch,
+                                                                       args.window)
     cpu = torch.device("cpu")
-    generator = torch.Generator().manual_seed(0)
-    bank_labels = torch.randperm(options.bank_size, generator=generator) % throughput.NTU60["num_class"]
     twins = [throughput.our_variants(config, bank_labels, options, cpu)[0] for _ in range(2)]
     times = [[], []]
     for step in range(args.warmup + args.steps):

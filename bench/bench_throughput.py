@@ -206,6 +206,23 @@ class Variant:
     compile_s: Optional[float] = None
 
 
+def recipe_setup(encoder: str, threads: int, batch: Optional[int] = None, window: Optional[int] = None,
+                 bank_size: int = 40_091) -> Tuple[argparse.Namespace, TrainConfig, torch.Tensor, torch.Generator]:
+    """What another bench needs to run this bench's steps of one encoder on the CPU: the options, the recipe,
+    the bank's slot labels and the generator of the batches (seeded as :func:`benchmark` seeds it)."""
+    overrides = [f"--{name}={value}" for name, value in (("batch", batch), ("window", window)) if value]
+    options = parse_args(["--encoders", encoder, "--threads", str(threads), "--bank-size", str(bank_size),
+                          *overrides])
+    bank_labels, generator = seeded_bank_labels(options.bank_size)
+    return options, recipe(encoder, options), bank_labels, generator
+
+
+def seeded_bank_labels(bank_size: int) -> Tuple[torch.Tensor, torch.Generator]:
+    """The bank's slot labels (NTU-60 classes in random order) and the generator that goes on to draw batches."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.randperm(bank_size, generator=generator) % NTU60["num_class"], generator
+
+
 def recipe(name: str, args: argparse.Namespace) -> TrainConfig:
     """The encoder's NTU-60 X-Sub CSRE recipe, with ``--batch`` and ``--window`` applied."""
     config = resolve_config(load_config_file(str(encoder_card(name).recipe_folder / RECIPE)))
@@ -332,8 +349,7 @@ def count_flops(variant: Variant, batch: tuple, config: TrainConfig, device: tor
 def benchmark(name: str, args: argparse.Namespace, device: torch.device, skipped: List[str]) -> List[Dict[str, Any]]:
     """The rows of one encoder: ours, ours + CSRE and (when given and importable) the official model."""
     config = recipe(name, args)
-    generator = torch.Generator().manual_seed(0)
-    bank_labels = torch.randperm(args.bank_size, generator=generator) % NTU60["num_class"]
+    bank_labels, generator = seeded_bank_labels(args.bank_size)
     variants = our_variants(config, bank_labels, args, device)
     batch = make_batch(config, bank_labels, generator, device)
     for variant in variants:
